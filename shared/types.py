@@ -1,0 +1,272 @@
+"""Public value types of the OpenGradient LLM API (the seed's names, plus receipts and proofs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class TEE_LLM(str, Enum):  # noqa: N801 - the seed's public name
+    """Models served inside OpenGradient's Trusted Execution Environment.
+
+    Each value is ``"provider/model"``; the provider prefix is removed on the wire.
+    """
+
+    GPT_4_1_2025_04_14 = "openai/gpt-4.1-2025-04-14"
+    GPT_4O = "openai/gpt-4o"
+    O4_MINI = "openai/o4-mini"
+    CLAUDE_3_7_SONNET = "anthropic/claude-3.7-sonnet"
+    CLAUDE_3_5_HAIKU = "anthropic/claude-3.5-haiku"
+    CLAUDE_4_0_SONNET = "anthropic/claude-4.0-sonnet"
+    GEMINI_2_5_FLASH = "google/gemini-2.5-flash"
+    GEMINI_2_5_PRO = "google/gemini-2.5-pro"
+    GEMINI_2_0_FLASH = "google/gemini-2.0-flash"
+    GEMINI_2_5_FLASH_LITE = "google/gemini-2.5-flash-lite"
+    GROK_3_MINI_BETA = "x-ai/grok-3-mini-beta"
+    GROK_3_BETA = "x-ai/grok-3-beta"
+    GROK_2_1212 = "x-ai/grok-2-1212"
+    GROK_2_VISION_LATEST = "x-ai/grok-2-vision-latest"
+    GROK_4_1_FAST = "x-ai/grok-4.1-fast"
+    GROK_4_1_FAST_NON_REASONING = "x-ai/grok-4-1-fast-non-reasoning"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class x402SettlementMode(str, Enum):  # noqa: N801 - the seed's public name
+    """How an inference is recorded on-chain (header ``X-SETTLEMENT-TYPE``).
+
+    The seed's members keep their generation-1 values. Generation-2 servers name the same
+    modes ``private``, ``individual`` and ``batch``; use :meth:`wire_value` to get the
+    spelling of the server generation in use. Aliases: ``SETTLE_INDIVIDUAL`` and ``PRIVATE``
+    for ``SETTLE``; ``SETTLE_INDIVIDUAL_WITH_METADATA`` and ``INDIVIDUAL_FULL`` for
+    ``SETTLE_METADATA``; ``BATCH_HASHED`` for ``SETTLE_BATCH``.
+    """
+
+    SETTLE = "settle"
+    SETTLE_METADATA = "settle-metadata"
+    SETTLE_BATCH = "settle-batch"
+    # Aliases (same members, other names).
+    SETTLE_INDIVIDUAL = "settle"
+    SETTLE_INDIVIDUAL_WITH_METADATA = "settle-metadata"
+    PRIVATE = "settle"
+    INDIVIDUAL_FULL = "settle-metadata"
+    BATCH_HASHED = "settle-batch"
+
+    def wire_value(self, generation: int = 1) -> str:
+        """The header value for a server of protocol ``generation`` (1 or 2)."""
+        if generation == 1:
+            return self.value
+        return _GENERATION_2_NAMES[self.value]
+
+    @classmethod
+    def parse(cls, value: x402SettlementMode | str) -> x402SettlementMode:
+        """Accept a member, a member name or a wire value of either generation.
+
+        Raises ``ValueError`` naming the value when it is none of those.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            if value.upper() in cls.__members__:
+                return cls.__members__[value.upper()]
+            key = _normalize_settlement(value)
+            for member in (cls.SETTLE, cls.SETTLE_METADATA, cls.SETTLE_BATCH):
+                names = {_normalize_settlement(member.value), _GENERATION_2_NAMES[member.value]}
+                if key in names:
+                    return member
+        raise ValueError(
+            f"unknown settlement mode {value!r}; use one of "
+            "x402SettlementMode.SETTLE, SETTLE_METADATA or SETTLE_BATCH"
+        )
+
+
+_GENERATION_2_NAMES = {"settle": "private", "settle-metadata": "individual", "settle-batch": "batch"}
+
+
+def _normalize_settlement(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch not in "-_ ")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts reported by the model."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+# The seed's streaming name for the same counts.
+StreamUsage = Usage
+
+
+@dataclass(frozen=True)
+class TeeProof:
+    """A TEE attestation of one answer, as sent by the gateway and checked by the client.
+
+    ``verified`` is True only when the client checked the signature with a trusted key, the
+    ``tee_id`` against that key, and both hashes against what it sent and received.
+    """
+
+    tee_id: str
+    signature: str
+    request_hash: str
+    output_hash: str
+    timestamp: int
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentReceipt:
+    """What was paid for a call (generation 1) or opened for it (generation 2 session).
+
+    Generation 1 (x402 v1 ``exact``): ``transaction``, ``network``, ``payer`` and ``amount``
+    (base units) come from the ``X-PAYMENT-RESPONSE`` header and the signed authorization.
+    Generation 2 (x402 v2 ``upto``): ``session_id`` and ``amount`` (the session's cap);
+    ``new_payment`` tells whether this call signed a permit or reused an open session.
+    """
+
+    x402_version: int
+    scheme: str
+    network: str
+    asset: str
+    amount: int
+    payer: str
+    pay_to: str
+    success: bool = True
+    transaction: str | None = None
+    session_id: str | None = None
+    new_payment: bool = True
+
+
+@dataclass
+class TextGenerationOutput:
+    """The result of a non-streaming ``chat`` or ``completion`` call.
+
+    The first five fields are the seed's. ``chat_output`` is the assistant message
+    (``role``, ``content``, and ``tool_calls`` when the model called tools).
+    """
+
+    transaction_hash: str
+    finish_reason: str | None = None
+    chat_output: dict[str, Any] | None = None
+    completion_output: str | None = None
+    payment_hash: str | None = None
+    usage: Usage | None = None
+    tee_proof: TeeProof | None = None
+    payment: PaymentReceipt | None = None
+    model: str | None = None
+    id: str | None = None
+
+
+@dataclass
+class StreamDelta:
+    """An incremental piece of the assistant message."""
+
+    content: str | None = None
+    role: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class StreamChoice:
+    """One choice of a streaming chunk."""
+
+    delta: StreamDelta
+    index: int = 0
+    finish_reason: str | None = None
+
+
+@dataclass
+class StreamChunk:
+    """One chunk of a streaming chat answer (OpenAI ``chat.completion.chunk`` shape).
+
+    The final chunk has ``is_final``, ``usage`` when known, the ``tee_proof`` and the
+    ``payment`` receipt.
+    """
+
+    choices: list[StreamChoice]
+    model: str
+    usage: Usage | None = None
+    is_final: bool = False
+    tee_proof: TeeProof | None = None
+    payment: PaymentReceipt | None = None
+    payment_hash: str | None = None
+
+    @classmethod
+    def from_sse_data(cls, data: dict[str, Any]) -> StreamChunk:
+        """Build a chunk from one decoded SSE ``data:`` JSON object."""
+        choices = [
+            StreamChoice(
+                delta=StreamDelta(
+                    content=(choice.get("delta") or {}).get("content"),
+                    role=(choice.get("delta") or {}).get("role"),
+                    tool_calls=(choice.get("delta") or {}).get("tool_calls"),
+                ),
+                index=int(choice.get("index", 0) or 0),
+                finish_reason=choice.get("finish_reason"),
+            )
+            for choice in data.get("choices") or []
+        ]
+        raw_usage = data.get("usage")
+        usage = (
+            Usage(
+                prompt_tokens=int(raw_usage.get("prompt_tokens", 0) or 0),
+                completion_tokens=int(raw_usage.get("completion_tokens", 0) or 0),
+                total_tokens=int(raw_usage.get("total_tokens", 0) or 0),
+            )
+            if isinstance(raw_usage, dict)
+            else None
+        )
+        is_final = any(c.finish_reason for c in choices) or "tee_signature" in data
+        return cls(choices=choices, model=str(data.get("model", "")), usage=usage, is_final=is_final)
+
+
+@dataclass
+class TextGenerationStream:
+    """Iterator over the :class:`StreamChunk` objects of a streaming chat answer.
+
+    Iterate it with ``for`` (sync) or ``async for`` (from ``LLM.achat(..., stream=True)``).
+    After the last chunk, ``final_chunk`` holds the chunk with usage, proof and receipt.
+    """
+
+    _iterator: Iterator[StreamChunk] | AsyncIterator[StreamChunk]
+    final_chunk: StreamChunk | None = field(default=None, init=False)
+    _close: Any = field(default=None, repr=False)
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        return self
+
+    def __next__(self) -> StreamChunk:
+        if not isinstance(self._iterator, Iterator):
+            raise TypeError("this is an async stream: iterate it with 'async for'")
+        chunk = next(self._iterator)
+        if chunk.is_final:
+            self.final_chunk = chunk
+        return chunk
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        if not isinstance(self._iterator, AsyncIterator):
+            raise TypeError("this is a sync stream: iterate it with 'for'")
+        chunk = await self._iterator.__anext__()
+        if chunk.is_final:
+            self.final_chunk = chunk
+        return chunk
+
+    def close(self) -> None:
+        """Release the connection of a sync stream that is not read to its end."""
+        if self._close is not None:
+            self._close()
+
+    async def aclose(self) -> None:
+        """Release the connection of an async stream that is not read to its end."""
+        if self._close is not None:
+            result = self._close()
+            if hasattr(result, "__await__"):
+                await result
