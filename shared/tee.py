@@ -139,7 +139,9 @@ def proof_from_fields(fields: Mapping[str, Any]) -> TeeProof | None:
             timestamp=int(fields["tee_timestamp"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise VerificationError(f"the answer's TEE proof is incomplete or malformed: {exc}") from None
+        raise VerificationError(
+            f"the answer's TEE proof is incomplete or malformed: {exc}"
+        ) from None
 
 
 def verify(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class TEE_LLM(str, Enum):  # noqa: N801 - the seed's public name
+class TEE_LLM(StrEnum):  # noqa: N801 - the seed's public name
     """Models served inside OpenGradient's Trusted Execution Environment.
 
     Each value is ``"provider/model"``; the provider prefix is removed on the wire.
@@ -31,11 +31,8 @@ class TEE_LLM(str, Enum):  # noqa: N801 - the seed's public name
     GROK_4_1_FAST = "x-ai/grok-4.1-fast"
     GROK_4_1_FAST_NON_REASONING = "x-ai/grok-4-1-fast-non-reasoning"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class x402SettlementMode(str, Enum):  # noqa: N801 - the seed's public name
+class x402SettlementMode(StrEnum):  # noqa: N801 - the seed's public name
     """How an inference is recorded on-chain (header ``X-SETTLEMENT-TYPE``).
 
     The seed's members keep their generation-1 values. Generation-2 servers name the same
@@ -83,7 +80,11 @@ class x402SettlementMode(str, Enum):  # noqa: N801 - the seed's public name
         )
 
 
-_GENERATION_2_NAMES = {"settle": "private", "settle-metadata": "individual", "settle-batch": "batch"}
+_GENERATION_2_NAMES = {
+    "settle": "private",
+    "settle-metadata": "individual",
+    "settle-batch": "batch",
+}
 
 
 def _normalize_settlement(value: str) -> str:
@@ -222,7 +223,8 @@ class StreamChunk:
             else None
         )
         is_final = any(c.finish_reason for c in choices) or "tee_signature" in data
-        return cls(choices=choices, model=str(data.get("model", "")), usage=usage, is_final=is_final)
+        model = str(data.get("model", ""))
+        return cls(choices=choices, model=model, usage=usage, is_final=is_final)
 
 
 @dataclass

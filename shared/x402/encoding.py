@@ -19,7 +19,7 @@ def encode_header(payload: dict[str, Any]) -> str:
 
 
 def decode_header(value: str) -> dict[str, Any]:
-    """Decode a ``base64(JSON object)`` header; raises :class:`HeaderDecodeError` with the reason."""
+    """Decode a ``base64(JSON object)`` header; raises :class:`HeaderDecodeError` saying why."""
     try:
         raw = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):

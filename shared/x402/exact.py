@@ -83,7 +83,8 @@ def sign_payment(
 ) -> SignedPayment:
     """Sign an authorization paying ``requirement.amount`` to ``payTo``, valid from
     now − 60 s until now + ``maxTimeoutSeconds``, under a fresh random 32-byte nonce."""
-    nonce_hex = "0x" + (nonce.to_bytes(32, "big") if nonce is not None else secrets.token_bytes(32)).hex()
+    nonce_bytes = nonce.to_bytes(32, "big") if nonce is not None else secrets.token_bytes(32)
+    nonce_hex = "0x" + nonce_bytes.hex()
     valid_before = now + requirement.max_timeout_seconds
     authorization = {
         "from": account.address,
@@ -98,7 +99,10 @@ def sign_payment(
         "x402Version": X402_VERSION,
         "scheme": SCHEME,
         "network": requirement.network,
-        "payload": {"signature": "0x" + signed.signature.hex().removeprefix("0x"), "authorization": authorization},
+        "payload": {
+            "signature": "0x" + signed.signature.hex().removeprefix("0x"),
+            "authorization": authorization,
+        },
     }
     return SignedPayment(
         header_name=HEADER,

@@ -35,7 +35,9 @@ NETWORKS: dict[str, Network] = {
     n.name: n
     for n in (
         Network("og-evm", 10740, "0x094E464A23B90A71a0894D5D1e5D470FfDD074e1", "OUSDC", "2", 6),
-        Network("base-sepolia", 84532, "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "USDC", "2", 6),
+        Network(
+            "base-sepolia", 84532, "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "USDC", "2", 6
+        ),
         Network("base", 8453, "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", "USD Coin", "2", 6),
     )
 }
