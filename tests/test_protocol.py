@@ -129,9 +129,7 @@ def test_request_hash_matches_the_captured_gateway() -> None:
         temperature=request["temperature"],
     )
     assert prepared.request_hash == answer["tee_request_hash"]
-    streamed = prepare_chat(
-        "openai/gpt-4.1", request["messages"], 64, temperature=0.2, stream=True
-    )
+    streamed = prepare_chat("openai/gpt-4.1", request["messages"], 64, temperature=0.2, stream=True)
     assert streamed.request_hash == prepared.request_hash  # `stream` is not hashed
 
 

@@ -1,0 +1,147 @@
+"""The asyncio driver: runs exchange flows on an ``httpx.AsyncClient`` kept per event loop.
+
+A client (and its connection pool) belongs to the loop that made it; a new loop (each
+``asyncio.run``, each pytest-asyncio test) gets its own, and a closed loop's client is dropped
+with the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
+
+import httpx
+
+from .errors import NetworkError, StreamInterruptedError
+from .exchange import Delivery, HttpRequest, HttpResponse
+from .retry import (
+    RETRY_STATUSES,
+    RetryableStatus,
+    RetryPolicy,
+    TransportFailure,
+    retry_after_seconds,
+)
+from .stream import StreamAssembler
+from .types import StreamChunk
+
+_log = logging.getLogger("opengradient_shared.client")
+_LIMITS = httpx.Limits(max_connections=128, max_keepalive_connections=64)
+
+
+class AsyncDriver:
+    """Sends requests with the retry policy and reads answers, one pool per event loop."""
+
+    def __init__(self, retry: RetryPolicy) -> None:
+        self._retry = retry
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._clients = weakref.WeakKeyDictionary()
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(limits=_LIMITS, trust_env=True)
+            self._clients[loop] = client
+        return client
+
+    async def run(
+        self, flow: Generator[HttpRequest, HttpResponse, Delivery], timeout: float
+    ) -> Delivery:
+        """Drive ``flow`` to its end and return its delivery."""
+        response: HttpResponse | None = None
+        try:
+            request = next(flow)
+            while True:
+                response = await self.send(request, timeout)
+                request = flow.send(response)
+        except StopIteration as stop:
+            delivery: Delivery = stop.value
+            return delivery
+        except BaseException:
+            if response is not None and response.stream is not None:
+                await response.stream.aclose()
+            raise
+
+    async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        """One request, retried under the policy; raises NetworkError when no try got through."""
+        attempts = 0
+        try:
+            async for attempt in self._retry.aretrying():
+                with attempt:
+                    attempts += 1
+                    response = await self._send_once(request, timeout)
+                    response.attempts = attempts
+                    return response
+        except RetryableStatus as exc:
+            last: HttpResponse = exc.response
+            last.attempts = attempts
+            return last
+        except TransportFailure as exc:
+            raise NetworkError(
+                f"could not get an answer from {request.url} after {attempts} "
+                f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        client = self._client()
+        built = client.build_request(
+            request.method,
+            request.url,
+            headers=dict(request.headers),
+            content=request.body,
+            timeout=httpx.Timeout(timeout),
+        )
+        try:
+            answer = await client.send(built, stream=True)
+        except httpx.TransportError as exc:
+            raise TransportFailure(_describe(exc)) from None
+        _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
+        if request.stream and answer.status_code == 200:
+            return HttpResponse(200, answer.headers, stream=answer)
+        try:
+            body = await answer.aread()
+        except httpx.TransportError as exc:
+            raise TransportFailure(_describe(exc)) from None
+        finally:
+            await answer.aclose()
+        response = HttpResponse(answer.status_code, answer.headers, body)
+        if answer.status_code in RETRY_STATUSES:
+            raise RetryableStatus(response, retry_after_seconds(answer.headers.get("Retry-After")))
+        return response
+
+    async def stream(
+        self, response: Any, assembler: StreamAssembler
+    ) -> AsyncGenerator[StreamChunk, None]:
+        """The chunks of an open 200 stream, as its bytes arrive."""
+        try:
+            async for data in response.aiter_bytes():
+                for chunk in assembler.feed(data):
+                    yield chunk
+            for chunk in assembler.end():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise StreamInterruptedError(
+                f"the stream broke before it ended ({_describe(exc)}); retry the call"
+            ) from None
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pool of the running event loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def forget(self) -> None:
+        """Drop every pool without awaiting (for a sync ``close``; their loops own them)."""
+        self._clients.clear()
+
+
+def _describe(exc: BaseException) -> str:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind

@@ -1,0 +1,134 @@
+"""The blocking driver: runs exchange flows on one pooled ``requests.Session``.
+
+Plain blocking I/O on the calling thread (no event loop, no helper thread), so it also works
+inside a running event loop. Streams are read incrementally as bytes arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import NetworkError, StreamInterruptedError
+from .exchange import Delivery, HttpRequest, HttpResponse
+from .retry import (
+    RETRY_STATUSES,
+    RetryableStatus,
+    RetryPolicy,
+    TransportFailure,
+    retry_after_seconds,
+)
+from .stream import StreamAssembler
+from .types import StreamChunk
+
+_log = logging.getLogger("opengradient_shared.client")
+POOL_SIZE = 64
+_FAILURES = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class SyncDriver:
+    """Sends requests with the retry policy and reads answers, on one connection pool."""
+
+    def __init__(self, retry: RetryPolicy) -> None:
+        self._retry = retry
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def run(self, flow: Generator[HttpRequest, HttpResponse, Delivery], timeout: float) -> Delivery:
+        """Drive ``flow`` to its end and return its delivery."""
+        response: HttpResponse | None = None
+        try:
+            request = next(flow)
+            while True:
+                response = self.send(request, timeout)
+                request = flow.send(response)
+        except StopIteration as stop:
+            delivery: Delivery = stop.value
+            return delivery
+        except BaseException:
+            if response is not None and response.stream is not None:
+                response.stream.close()
+            raise
+
+    def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        """One request, retried under the policy; raises NetworkError when no try got through."""
+        attempts = 0
+        try:
+            for attempt in self._retry.retrying():
+                with attempt:
+                    attempts += 1
+                    response = self._send_once(request, timeout)
+                    response.attempts = attempts
+                    return response
+        except RetryableStatus as exc:
+            last: HttpResponse = exc.response
+            last.attempts = attempts
+            return last
+        except TransportFailure as exc:
+            raise NetworkError(
+                f"could not get an answer from {request.url} after {attempts} "
+                f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        try:
+            answer = self._session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.body,
+                timeout=(timeout, timeout),
+                stream=request.stream,
+                allow_redirects=False,
+            )
+        except _FAILURES as exc:
+            raise TransportFailure(_describe(exc)) from None
+        _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
+        if request.stream and answer.status_code == 200:
+            return HttpResponse(200, answer.headers, stream=answer)
+        try:
+            body = answer.content
+        except _FAILURES as exc:
+            raise TransportFailure(_describe(exc)) from None
+        finally:
+            answer.close()
+        response = HttpResponse(answer.status_code, answer.headers, body)
+        if answer.status_code in RETRY_STATUSES:
+            raise RetryableStatus(response, retry_after_seconds(answer.headers.get("Retry-After")))
+        return response
+
+    def stream(
+        self, response: Any, assembler: StreamAssembler
+    ) -> Generator[StreamChunk, None, None]:
+        """The chunks of an open 200 stream, as its bytes arrive."""
+        try:
+            for data in response.iter_content(chunk_size=None):
+                yield from assembler.feed(data)
+            yield from assembler.end()
+        except _FAILURES as exc:
+            raise StreamInterruptedError(
+                f"the stream broke before it ended ({_describe(exc)}); retry the call"
+            ) from None
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._session.close()
+
+
+def _describe(exc: BaseException) -> str:
+    kind = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
+    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind

@@ -1,0 +1,333 @@
+"""``LLM``: OpenGradient's TEE-verified, x402-paid chat and completion API (the seed's), with
+async twins.
+
+Arguments are validated by :mod:`.protocol` before anything is signed or sent; one
+:class:`~.exchange.Exchange` flow does the payment dance for both drivers (blocking on a
+pooled ``requests.Session``, asyncio on an ``httpx.AsyncClient`` per event loop); every answer's
+TEE proof is checked under the :class:`VerificationPolicy`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from functools import partial
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from eth_account.signers.local import LocalAccount
+
+from . import protocol
+from ._async import AsyncDriver
+from ._sync import SyncDriver
+from .errors import InvalidRequestError
+from .exchange import Delivery, Exchange
+from .retry import RetryPolicy
+from .stream import StreamAssembler
+from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
+from .types import x402SettlementMode as _Mode
+from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
+from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
+
+__all__ = ["LLM", "PaymentPolicy", "VerificationPolicy", "VerificationWarning"]
+
+_NO_TOOLS: tuple[dict[str, Any], ...] = ()
+
+
+def _server_url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(
+            f"{name} is empty; pass the gateway URL, e.g. 'https://host:port'"
+        )
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequestError(
+            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
+        )
+    return value.strip().rstrip("/")
+
+
+def _timeout(value: Any, name: str = "timeout") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidRequestError(f"{name} must be a positive number of seconds, got {value!r}")
+    if math.isinf(value):
+        raise InvalidRequestError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+class LLM:
+    """LLM chat and completion via TEE-verified execution with x402 payments.
+
+    ``LLM(wallet_account, og_llm_server_url, og_llm_streaming_server_url)`` as in the seed; the
+    streaming URL defaults to the plain one. Keyword-only options:
+
+    - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
+      429/502/503/504; a retry resends the same signed payment);
+    - the payment policy: ``max_payment`` (base units per call, or per session in generation 2;
+      None = one whole token), ``allowed_networks``, ``allowed_assets``, ``allowed_payees``,
+      ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
+    - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
+      (PEM) and/or ``tee_id``; without them the key is fetched once per server from
+      ``GET /signing-key``.
+    """
+
+    def __init__(
+        self,
+        wallet_account: LocalAccount,
+        og_llm_server_url: str,
+        og_llm_streaming_server_url: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        max_payment: int | None = None,
+        allowed_networks: Iterable[str] = DEFAULT_NETWORKS,
+        allowed_assets: Iterable[str] | None = None,
+        allowed_payees: Iterable[str] | None = None,
+        max_validity_seconds: int = 3600,
+        verification: VerificationPolicy | str = VerificationPolicy.RAISE,
+        tee_public_key: str | bytes | None = None,
+        tee_id: str | None = None,
+        payment_policy: PaymentPolicy | None = None,
+    ) -> None:
+        if not isinstance(wallet_account, LocalAccount):
+            raise InvalidRequestError(
+                "wallet_account must be an eth_account LocalAccount (e.g. "
+                f"eth_account.Account.from_key(private_key)), got a {type(wallet_account).__name__}"
+            )
+        self._url = _server_url(og_llm_server_url, "og_llm_server_url")
+        self._stream_url = (
+            self._url
+            if og_llm_streaming_server_url is None
+            else _server_url(og_llm_streaming_server_url, "og_llm_streaming_server_url")
+        )
+        self.timeout = _timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidRequestError(
+                f"max_retries must be a non-negative integer, got {max_retries!r}"
+            )
+        self.max_retries = max_retries
+        if payment_policy is not None and not isinstance(payment_policy, PaymentPolicy):
+            raise InvalidRequestError("payment_policy must be a PaymentPolicy")
+        policy = payment_policy or PaymentPolicy(
+            max_payment=max_payment,
+            allowed_networks=allowed_networks,
+            allowed_assets=allowed_assets,
+            allowed_payees=allowed_payees,
+            max_validity_seconds=max_validity_seconds,
+        )
+        self._exchange = Exchange(
+            account=wallet_account,
+            policy=policy,
+            verification=VerificationPolicy.parse(verification),
+            anchor=TrustAnchor(tee_public_key, tee_id),
+        )
+        retry = RetryPolicy(max_retries=max_retries)
+        self._sync = SyncDriver(retry)
+        self._async = AsyncDriver(retry)
+
+    # -- identity --------------------------------------------------------------------------
+
+    @property
+    def wallet_address(self) -> str:
+        """The address that pays (the private key never leaves the account object)."""
+        return str(self._exchange.account.address)
+
+    @property
+    def payment_policy(self) -> PaymentPolicy:
+        """The limits this client pays under."""
+        return self._exchange.policy
+
+    @property
+    def verification(self) -> VerificationPolicy:
+        """What happens when a TEE proof fails."""
+        return self._exchange.verification
+
+    def __repr__(self) -> str:
+        return (
+            f"LLM(wallet_address={self.wallet_address!r}, og_llm_server_url={self._url!r}, "
+            f"og_llm_streaming_server_url={self._stream_url!r}, "
+            f"verification={self.verification.value!r})"
+        )
+
+    # -- seed API ----------------------------------------------------------------------------
+
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = 100,
+        stop_sequence: list[str] | None = None,
+        temperature: float = 0.0,
+        tools: Sequence[dict[str, Any]] | None = _NO_TOOLS,
+        tool_choice: str | dict[str, Any] | None = None,
+        x402_settlement_mode: _Mode | None = _Mode.SETTLE_BATCH,
+        stream: bool = False,
+        *,
+        response_format: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> TextGenerationOutput | TextGenerationStream:
+        """Chat with ``model`` inside the TEE, paying with x402.
+
+        Returns a :class:`TextGenerationOutput` (``chat_output``, ``finish_reason``, ``usage``,
+        the verified ``tee_proof``, the ``payment`` receipt, ``payment_hash``), or with
+        ``stream=True`` a :class:`TextGenerationStream` of :class:`StreamChunk` whose final
+        chunk carries usage, proof and receipt. Raises an ``OpenGradientError`` subclass.
+        """
+        prepared = protocol.prepare_chat(
+            model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
+            x402_settlement_mode, stream, response_format,
+        )  # fmt: skip
+        seconds = self._call_timeout(timeout)
+        server = self._stream_url if stream else self._url
+        delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
+        if stream:
+            chunks = self._sync.stream(
+                delivery.response.stream, self._assembler(prepared, delivery)
+            )
+            return TextGenerationStream(_iterator=chunks, _close=chunks.close)
+        return self._output(prepared, delivery)
+
+    def completion(
+        self,
+        model: TEE_LLM | str,
+        prompt: str,
+        max_tokens: int = 100,
+        stop_sequence: list[str] | None = None,
+        temperature: float = 0.0,
+        x402_settlement_mode: _Mode | None = _Mode.SETTLE_BATCH,
+        *,
+        timeout: float | None = None,
+    ) -> TextGenerationOutput:
+        """Complete ``prompt`` with ``model`` inside the TEE, paying with x402.
+
+        Returns a :class:`TextGenerationOutput` with ``completion_output``. Raises an
+        ``OpenGradientError`` subclass.
+        """
+        prepared = protocol.prepare_completion(
+            model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
+        )
+        delivery = self._sync.run(
+            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
+        )
+        return self._output(prepared, delivery)
+
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = 100,
+        stop_sequence: list[str] | None = None,
+        temperature: float = 0.0,
+        tools: Sequence[dict[str, Any]] | None = _NO_TOOLS,
+        tool_choice: str | dict[str, Any] | None = None,
+        x402_settlement_mode: _Mode | None = _Mode.SETTLE_BATCH,
+        stream: bool = False,
+        *,
+        response_format: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> TextGenerationOutput | TextGenerationStream:
+        """Async :meth:`chat`. With ``stream=True``, awaiting sends the request (and pays);
+        iterate the returned stream with ``async for``."""
+        prepared = protocol.prepare_chat(
+            model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
+            x402_settlement_mode, stream, response_format,
+        )  # fmt: skip
+        seconds = self._call_timeout(timeout)
+        server = self._stream_url if stream else self._url
+        delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
+        if stream:
+            chunks = self._async.stream(
+                delivery.response.stream, self._assembler(prepared, delivery)
+            )
+            return TextGenerationStream(_iterator=chunks, _close=chunks.aclose)
+        return self._output(prepared, delivery)
+
+    async def acompletion(
+        self,
+        model: TEE_LLM | str,
+        prompt: str,
+        max_tokens: int = 100,
+        stop_sequence: list[str] | None = None,
+        temperature: float = 0.0,
+        x402_settlement_mode: _Mode | None = _Mode.SETTLE_BATCH,
+        *,
+        timeout: float | None = None,
+    ) -> TextGenerationOutput:
+        """Async :meth:`completion`."""
+        prepared = protocol.prepare_completion(
+            model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
+        )
+        delivery = await self._async.run(
+            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
+        )
+        return self._output(prepared, delivery)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pools (async pools of other event loops are dropped)."""
+        self._sync.close()
+        self._async.forget()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's pool (and the blocking pool)."""
+        await self._async.aclose()
+        self._sync.close()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LLM:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _call_timeout(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else _timeout(timeout)
+
+    def _check(
+        self, prepared: protocol.PreparedRequest, delivery: Delivery, fields: Any, output_hash: str
+    ) -> TeeProof | None:
+        return check_proof(
+            self.verification,
+            fields,
+            delivery.key,
+            request_hash=prepared.request_hash,
+            output_hash=output_hash,
+            key_problem=delivery.key_problem,
+        )
+
+    def _assembler(self, prepared: protocol.PreparedRequest, delivery: Delivery) -> StreamAssembler:
+        return StreamAssembler(
+            partial(self._check, prepared, delivery), delivery.receipt, delivery.payment_hash
+        )
+
+    def _output(
+        self, prepared: protocol.PreparedRequest, delivery: Delivery
+    ) -> TextGenerationOutput:
+        body = delivery.response.body
+        answer = (
+            protocol.parse_completion(body) if prepared.completion else protocol.parse_chat(body)
+        )
+        proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        return TextGenerationOutput(
+            transaction_hash="external",
+            finish_reason=answer.finish_reason,
+            chat_output=None if prepared.completion else answer.chat_output,
+            completion_output=answer.content if prepared.completion else None,
+            payment_hash=delivery.payment_hash,
+            usage=answer.usage,
+            tee_proof=proof,
+            payment=delivery.receipt,
+            model=answer.model,
+            id=answer.id,
+        )

@@ -1,0 +1,353 @@
+"""One call's HTTP exchange with the gateway, written once as a generator (sans I/O).
+
+Like httpx's ``Auth.auth_flow``, :meth:`Exchange.flow` yields the requests to send and
+receives their responses; the sync and async drivers only move bytes. The flow fetches the
+TEE key once per server (unless pinned), attaches what it knows will be asked (a fresh
+generation-1 payment, or the generation-2 session of the route), answers a 402 by choosing
+under the :class:`PaymentPolicy` and signing once, and returns the final response with the
+receipt of what was paid.
+
+Rules kept here (protocol.md sections 4-6): at most one payment is signed per 402 the server
+sends for this call, and never more than two per call; a payment that may already have been
+settled (the driver had to resend it) is never replaced by a new one; generation 2 reuses a
+route's session until the server says it is spent or its permit nears its deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from eth_account.signers.local import LocalAccount
+
+from . import protocol
+from .errors import PaymentError, PaymentRejectedError, ServerError, VerificationError
+from .types import PaymentReceipt
+from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
+from .x402 import (
+    ChallengeError,
+    HeaderDecodeError,
+    PaymentChallenge,
+    PaymentRequirement,
+    SignedPayment,
+    decode_header,
+    error_of_402,
+    exact,
+    parse_challenge,
+    scheme_for,
+    upto,
+)
+from .x402.policy import PaymentPolicy, PinnedTerms
+
+SESSION_MARGIN_FRACTION = 0.2
+"""A session is not reused once less than this share of its permit's validity is left..."""
+SESSION_MARGIN_MAX_SECONDS = 60
+"""...or less than this many seconds, whichever is smaller."""
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A request for the driver to send (with retries)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None
+    stream: bool = False
+
+
+@dataclass
+class HttpResponse:
+    """What the driver got back. ``body`` is read except for an open 200 stream (``stream``
+    is then the driver's response object). ``attempts`` counts the sends it took."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+    attempts: int = 1
+    stream: Any = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of a successful exchange."""
+
+    response: HttpResponse
+    receipt: PaymentReceipt | None
+    payment_hash: str
+    key: rsa.RSAPublicKey | None
+    key_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class _Session:
+    id: str
+    payment: SignedPayment
+
+    def usable(self, now: float) -> bool:
+        validity = self.payment.requirement.max_timeout_seconds
+        margin = min(SESSION_MARGIN_MAX_SECONDS, validity * SESSION_MARGIN_FRACTION)
+        return self.payment.expires_at - now > margin
+
+
+@dataclass
+class _Endpoint:
+    """What this client learned about one URL: the terms to pre-pay, the open session, and
+    the payee and asset it was paid with."""
+
+    terms: tuple[PaymentRequirement, PaymentChallenge] | None = None
+    session: _Session | None = None
+    pinned: PinnedTerms | None = None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+@dataclass
+class Exchange:
+    """Per-client memory (endpoints, server generations, TEE keys) and the exchange flow.
+
+    Thread-safe: the memory is guarded by a lock held only for dictionary updates, never
+    across I/O, so one client serves many threads and event loops at once.
+    """
+
+    account: LocalAccount
+    policy: PaymentPolicy
+    verification: VerificationPolicy
+    anchor: TrustAnchor
+    clock: Callable[[], float] = time.time
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _endpoints: dict[str, _Endpoint] = field(default_factory=dict, repr=False)
+    _generations: dict[str, int] = field(default_factory=dict, repr=False)
+    _keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Exchange(payer={self.account.address}, policy={self.policy!r})"
+
+    # -- the flow --------------------------------------------------------------------------
+
+    def flow(
+        self, server: str, prepared: protocol.PreparedRequest
+    ) -> Generator[HttpRequest, HttpResponse, Delivery]:
+        """Send ``prepared`` to ``server``, paying as needed; returns the successful answer."""
+        key, key_problem = self.anchor.key, None
+        if key is None and self.verification is not VerificationPolicy.OFF:
+            with self._lock:
+                key = self._keys.get(server)
+            if key is None:
+                url = server + SIGNING_KEY_PATH
+                answer = yield HttpRequest("GET", url, {"Accept": "application/json"})
+                try:
+                    key = self.anchor.key_from_answer(answer.status, answer.body, url)
+                except VerificationError as exc:
+                    if self.verification is VerificationPolicy.RAISE:
+                        raise
+                    key_problem = str(exc)
+                else:
+                    with self._lock:
+                        self._keys[server] = key
+
+        url = server + prepared.path
+        with self._lock:
+            endpoint = self._endpoints.setdefault(url, _Endpoint())
+            session = endpoint.session
+            if session is not None and not session.usable(self.clock()):
+                endpoint.session = session = None
+            terms = endpoint.terms if session is None else None
+        payment = self._sign(*terms) if terms is not None else None
+        response = yield self._request(server, url, prepared, payment, session)
+        if response.status == 402:
+            response, payment = yield from self._answer_402(
+                server, url, prepared, endpoint, response, payment, session
+            )
+        if not 200 <= response.status < 300:
+            raise protocol.error_for_status(response.status, response.body, url)
+        receipt = self._settled(server, endpoint, response, payment, session)
+        payment_hash = _header(response.headers, protocol.PROCESSING_HASH_HEADER) or ""
+        return Delivery(response, receipt, payment_hash, key, key_problem)
+
+    def _answer_402(
+        self,
+        server: str,
+        url: str,
+        prepared: protocol.PreparedRequest,
+        endpoint: _Endpoint,
+        response: HttpResponse,
+        payment: SignedPayment | None,
+        session: _Session | None,
+    ) -> Generator[HttpRequest, HttpResponse, tuple[HttpResponse, SignedPayment]]:
+        challenge = self._challenge(server, response)
+        if session is not None:
+            with self._lock:
+                if endpoint.session is session:
+                    endpoint.session = None
+            if challenge is None:  # "Session expired or exhausted": ask for new terms
+                response = yield self._request(server, url, prepared, None, None)
+                if response.status != 402:
+                    raise protocol.error_for_status(response.status, response.body, url)
+                challenge = self._challenge(server, response)
+        elif payment is not None and response.attempts > 1:
+            raise PaymentRejectedError(
+                f"{url} refused the payment after it had to be resent "
+                f"({self._reason(response, challenge)}); an earlier try may have been settled, "
+                "so no new payment was made. Check your balance before retrying.",
+                status_code=402,
+                body=self._reason(response, challenge),
+            )
+        if challenge is None:
+            raise PaymentRejectedError(
+                f"{url} answered 402 without saying how to pay: {self._reason(response, None)}",
+                status_code=402,
+                body=self._reason(response, None),
+            )
+        with self._lock:
+            pinned = endpoint.pinned
+        try:
+            requirement = self.policy.choose(challenge, pinned)
+        except PaymentError:
+            with self._lock:
+                endpoint.terms = None
+            raise
+        payment = self._sign(requirement, challenge)
+        response = yield self._request(server, url, prepared, payment, None)
+        if response.status == 402:
+            with self._lock:
+                endpoint.terms = None
+            reason = self._reason(response, self._challenge(server, response))
+            raise PaymentRejectedError(
+                f"{url} refused the signed payment: {reason}",
+                status_code=402,
+                body=reason,
+            )
+        return response, payment
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _request(
+        self,
+        server: str,
+        url: str,
+        prepared: protocol.PreparedRequest,
+        payment: SignedPayment | None,
+        session: _Session | None,
+    ) -> HttpRequest:
+        with self._lock:
+            generation = self._generations.get(server, 1)
+        headers = prepared.headers(generation)
+        if payment is not None:
+            headers[payment.header_name] = payment.header_value
+        elif session is not None:
+            headers[upto.SESSION_HEADER] = session.id
+        return HttpRequest("POST", url, headers, prepared.payload, prepared.stream)
+
+    def _challenge(self, server: str, response: HttpResponse) -> PaymentChallenge | None:
+        try:
+            challenge = parse_challenge(response.headers, response.body)
+        except ChallengeError as exc:
+            raise ServerError(
+                f"{server} answered 402 with an unreadable challenge: {exc}", status_code=402
+            ) from None
+        if challenge is not None:
+            with self._lock:
+                self._generations[server] = 2 if challenge.x402_version >= 2 else 1
+        return challenge
+
+    @staticmethod
+    def _reason(response: HttpResponse, challenge: PaymentChallenge | None) -> str:
+        if challenge is not None and challenge.error:
+            return str(challenge.error)
+        return error_of_402(response.body) or protocol.server_message(response.body) or "no reason"
+
+    def _sign(self, requirement: PaymentRequirement, challenge: PaymentChallenge) -> SignedPayment:
+        scheme = scheme_for(requirement)
+        if scheme is None:  # the policy refuses these; kept for a clear error if not
+            raise PaymentError(f"cannot pay with scheme {requirement.scheme!r}")
+        try:
+            return scheme.sign_payment(self.account, requirement, challenge, now=int(self.clock()))
+        except ValueError as exc:
+            raise PaymentError(f"cannot sign a payment for these terms: {exc}") from None
+
+    def _settled(
+        self,
+        server: str,
+        endpoint: _Endpoint,
+        response: HttpResponse,
+        payment: SignedPayment | None,
+        session: _Session | None,
+    ) -> PaymentReceipt | None:
+        """Remember what worked and describe what was paid (or reused) for this answer."""
+        session_id = _header(response.headers, upto.SESSION_HEADER)
+        with self._lock:
+            if session_id:
+                self._generations[server] = 2
+            if payment is not None:
+                requirement = payment.requirement
+                endpoint.pinned = PinnedTerms(requirement.pay_to, requirement.asset)
+                challenge = _challenge_of(payment)
+                endpoint.terms = (requirement, challenge)
+                if requirement.x402_version >= 2 and session_id:
+                    endpoint.session = _Session(session_id, payment)
+            elif session is not None and session_id and session_id != session.id:
+                endpoint.session = _Session(session_id, session.payment)
+        if payment is not None:
+            return _receipt(payment, response, session_id, new_payment=True)
+        if session is not None:
+            return _receipt(session.payment, response, session_id or session.id, new_payment=False)
+        return None
+
+
+def _challenge_of(payment: SignedPayment) -> PaymentChallenge:
+    """The challenge a payment answered (what pre-paying the next call needs)."""
+    resource = payment.payload.get("resource") if payment.requirement.x402_version >= 2 else None
+    return PaymentChallenge(
+        x402_version=payment.requirement.x402_version,
+        error=None,
+        accepts=(payment.requirement,),
+        resource=resource,
+    )
+
+
+def _receipt(
+    payment: SignedPayment, response: HttpResponse, session_id: str | None, *, new_payment: bool
+) -> PaymentReceipt:
+    requirement = payment.requirement
+    if requirement.x402_version >= 2:
+        return PaymentReceipt(
+            x402_version=requirement.x402_version,
+            scheme=requirement.scheme,
+            network=requirement.network,
+            asset=requirement.asset,
+            amount=payment.amount,
+            payer=payment.payer,
+            pay_to=requirement.pay_to,
+            session_id=session_id,
+            new_payment=new_payment,
+        )
+    settled: dict[str, Any] = {}
+    header = _header(response.headers, exact.RECEIPT_HEADER)
+    if header:
+        try:
+            settled = decode_header(header)
+        except HeaderDecodeError:
+            settled = {}
+    return PaymentReceipt(
+        x402_version=requirement.x402_version,
+        scheme=requirement.scheme,
+        network=str(settled.get("network") or requirement.network),
+        asset=requirement.asset,
+        amount=payment.amount,
+        payer=str(settled.get("payer") or payment.payer),
+        pay_to=requirement.pay_to,
+        success=bool(settled.get("success", True)),
+        transaction=settled.get("transaction"),
+        new_payment=new_payment,
+    )
