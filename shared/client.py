@@ -182,10 +182,14 @@ class LLM:
         server = self._stream_url if stream else self._url
         delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
         if stream:
-            chunks = self._sync.stream(
-                delivery.response.stream, self._assembler(prepared, delivery)
-            )
-            return TextGenerationStream(_iterator=chunks, _close=chunks.close)
+            response = delivery.response.stream
+            chunks = self._sync.stream(response, self._assembler(prepared, delivery))
+
+            def close() -> None:
+                chunks.close()
+                response.close()  # also when iteration never started
+
+            return TextGenerationStream(_iterator=chunks, _close=close)
         return self._output(prepared, delivery)
 
     def completion(
@@ -237,10 +241,14 @@ class LLM:
         server = self._stream_url if stream else self._url
         delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
         if stream:
-            chunks = self._async.stream(
-                delivery.response.stream, self._assembler(prepared, delivery)
-            )
-            return TextGenerationStream(_iterator=chunks, _close=chunks.aclose)
+            response = delivery.response.stream
+            chunks = self._async.stream(response, self._assembler(prepared, delivery))
+
+            async def aclose() -> None:
+                await chunks.aclose()
+                await response.aclose()  # also when iteration never started
+
+            return TextGenerationStream(_iterator=chunks, _close=aclose)
         return self._output(prepared, delivery)
 
     async def acompletion(

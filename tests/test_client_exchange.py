@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Generator
-from typing import Any
 
 import pytest
 from conftest import load_vector
