@@ -28,3 +28,29 @@ def load_vector(name: str) -> Any:
 def account() -> LocalAccount:
     """A fresh throwaway wallet."""
     return Account.create()
+
+
+@pytest.fixture(scope="session")
+def tee_signing_key_pem() -> bytes:
+    """One RSA-2048 TEE key for the whole test session (generating one per gateway is slow)."""
+    from opengradient_shared.gateway import generate_key_pem
+
+    return generate_key_pem()
+
+
+@pytest.fixture
+def gateway(tee_signing_key_pem: bytes) -> Iterator[Any]:
+    """A fresh generation-1 (x402 v1 ``exact``) LocalGateway on 127.0.0.1, stopped after."""
+    from opengradient_shared.gateway import LocalGateway
+
+    with LocalGateway(signing_key_pem=tee_signing_key_pem) as gw:
+        yield gw
+
+
+@pytest.fixture
+def gateway_v2(tee_signing_key_pem: bytes) -> Iterator[Any]:
+    """A fresh generation-2 (x402 v2 ``upto`` sessions) LocalGateway, stopped after."""
+    from opengradient_shared.gateway import LocalGateway
+
+    with LocalGateway(protocol="v2", signing_key_pem=tee_signing_key_pem) as gw:
+        yield gw
