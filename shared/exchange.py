@@ -215,13 +215,13 @@ class Exchange:
             requirement = self.policy.choose(challenge, pinned)
         except PaymentError:
             with self._lock:
-                endpoint.terms = None
+                endpoint.terms = None  # never pre-sign terms the policy refuses
             raise
+        with self._lock:
+            endpoint.terms = (requirement, challenge)
         payment = self._sign(requirement, challenge)
         response = yield self._request(server, url, prepared, payment, None)
         if response.status == 402:
-            with self._lock:
-                endpoint.terms = None
             reason = self._reason(response, self._challenge(server, response))
             raise PaymentRejectedError(
                 f"{url} refused the signed payment: {reason}",
@@ -292,8 +292,6 @@ class Exchange:
             if payment is not None:
                 requirement = payment.requirement
                 endpoint.pinned = PinnedTerms(requirement.pay_to, requirement.asset)
-                challenge = _challenge_of(payment)
-                endpoint.terms = (requirement, challenge)
                 if requirement.x402_version >= 2 and session_id:
                     endpoint.session = _Session(session_id, payment)
             elif session is not None and session_id and session_id != session.id:
@@ -304,16 +302,6 @@ class Exchange:
             return _receipt(session.payment, response, session_id or session.id, new_payment=False)
         return None
 
-
-def _challenge_of(payment: SignedPayment) -> PaymentChallenge:
-    """The challenge a payment answered (what pre-paying the next call needs)."""
-    resource = payment.payload.get("resource") if payment.requirement.x402_version >= 2 else None
-    return PaymentChallenge(
-        x402_version=payment.requirement.x402_version,
-        error=None,
-        accepts=(payment.requirement,),
-        resource=resource,
-    )
 
 
 def _receipt(
