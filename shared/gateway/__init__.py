@@ -1,15 +1,11 @@
 """The local TEE gateway: OpenGradient's LLM protocol over real HTTP on 127.0.0.1, with real
-x402 payment checks (v1 ``exact`` or v2 ``upto`` sessions), real TEE signatures and a
-deterministic built-in model.
-
-    with LocalGateway() as gw:
-        gw.url  # "http://127.0.0.1:<port>"
+x402 payment checks (v1 ``exact``, or v2 ``upto`` sessions), real TEE signatures and a
+deterministic built-in model. ``with LocalGateway() as gw:`` serves it at ``gw.url``.
 """
 
 from __future__ import annotations
 
 import threading
-from types import TracebackType
 from typing import Any
 
 from .app import Gateway
@@ -21,17 +17,18 @@ __all__ = ["Gateway", "Ledger", "LocalGateway", "Settlement", "generate_key_pem"
 
 
 class LocalGateway(Gateway):
-    """A :class:`Gateway` served by a background thread; use it as a context manager.
+    """A :class:`Gateway` served by a background thread; a context manager.
 
-    Keyword arguments: ``host``, ``port`` (0: a free port), ``protocol`` ("v1" or "v2"),
-    ``network``, ``asset``, ``pay_to``, ``price`` (v1, base units per call: an int or
-    ``{model: int}``), ``token_price`` (v2, base units per token), ``session_cap`` (v2),
-    ``session_idle_timeout`` (v2, seconds), ``facilitator`` (v2), ``balances`` (None:
-    unlimited, else ``{address: base units}``), ``latency`` (seconds before each inference
-    answer), ``chunk_delay`` (seconds between SSE events), ``signing_key_pem`` (None: a fresh
-    RSA-2048 key), ``ledger_path`` (a JSON-lines file of final settlements). The knobs
-    ``price``, ``token_price``, ``session_cap``, ``balances``, ``latency`` and ``chunk_delay``
-    may be changed while it runs.
+    ``LocalGateway(*, host="127.0.0.1", port=0, protocol="v1", network=None, asset=None,
+    pay_to=..., price=1000, token_price=10**12, session_cap=10**17, session_idle_timeout=300,
+    facilitator=..., balances=None, latency=0.0, chunk_delay=0.0, socket_timeout=15.0,
+    signing_key_pem=None, ledger_path=None)``. ``port=0`` picks a free port; ``network``
+    defaults to og-evm (v1) or eip155:8453 (v2), ``asset`` to the network's (OPG for v2);
+    ``price`` is per v1 call and ``token_price`` per v2 token (an int or ``{model: int}``);
+    ``balances`` None is unlimited, else ``{address: base units}``; ``latency`` is slept
+    before each inference answer and ``chunk_delay`` between SSE events; ``signing_key_pem``
+    (an RSA private key) None generates one; ``ledger_path`` gets final settlements as JSON
+    lines. Knobs may be changed while it runs.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
@@ -42,18 +39,20 @@ class LocalGateway(Gateway):
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321`` (after :meth:`start`)."""
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
         if self._server is None:
             raise RuntimeError("the gateway is not running; call start() or use 'with'")
         return self.base_url
 
     @property
     def public_key_pem(self) -> str:
-        """The TEE public key (PEM) that signs every answer."""
+        """The TEE public key (PEM) that signs every answer, as ``GET /signing-key`` serves it."""
         return self.signer.public_key_pem
 
-    signing_key_pem = public_key_pem
-    """The same public PEM, by the name of ``GET /signing-key`` (never the private key)."""
+    @property
+    def signing_key_pem(self) -> str:  # type: ignore[override]
+        """The same public PEM, by the name of ``GET /signing-key`` (never the private key)."""
+        return self.signer.public_key_pem
 
     @property
     def tee_id(self) -> str:
@@ -62,46 +61,33 @@ class LocalGateway(Gateway):
 
     def start(self) -> LocalGateway:
         """Bind and serve in a daemon thread."""
-        if self._server is not None:
-            return self
-        self._server = GatewayServer(self._address, self)
-        host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        if self._server is None:
+            self._server = GatewayServer(self._address, self)
+            host, port = self._server.server_address[:2]
+            self.base_url = f"http://{host}:{port}"
+            serve = self._server.serve_forever
+            self._thread = threading.Thread(target=serve, args=(0.05,), daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and settle the open sessions."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._server = None
-        self.close_expired_sessions(everything=True)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self.end_sessions(everything=True)
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (the CLI)."""
-        self.start()
-        assert self._thread is not None
-        try:
+    def wait(self) -> None:
+        """Block until the serving thread ends (the CLI: until interrupted)."""
+        if self._thread is not None:
             self._thread.join()
-        finally:
-            self.stop()
 
     def __enter__(self) -> LocalGateway:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        where = self.base_url or "not started"
-        return f"LocalGateway({self.protocol}, {where}, tee_id={self.tee_id})"
+        return f"LocalGateway({self.protocol}, {self.base_url or 'not started'}, {self.tee_id})"

@@ -5,69 +5,51 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import sys
+from pathlib import Path
 
 from . import LocalGateway
 
 
 def _price(text: str) -> int | dict[str, int]:
-    """``1000`` or ``{"gpt-4o": 2000, ...}``."""
+    """``1000`` or a JSON object ``{"gpt-4o": 2000, ...}``."""
     return json.loads(text) if text.lstrip().startswith("{") else int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, start the gateway and serve until interrupted."""
-    parser = argparse.ArgumentParser(
-        prog="opengradient-gateway", description="A local OpenGradient TEE LLM gateway."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    parser.add_argument("--protocol", choices=("v1", "v2"), default="v1")
-    parser.add_argument("--network", help="og-evm (v1 default), base, eip155:8453 (v2 default)")
-    parser.add_argument("--asset", help="ERC-20 address (default: the network's)")
-    parser.add_argument("--pay-to", help="payee address")
-    parser.add_argument("--price", type=_price, help="v1 base units per call, or JSON per model")
-    parser.add_argument("--token-price", type=_price, help="v2 base units per token")
-    parser.add_argument("--session-cap", type=int, help="v2 session cap in base units")
-    parser.add_argument("--ledger", help="append final settlements to this JSON-lines file")
-    parser.add_argument("--key-file", help="RSA private key (PEM) of the TEE signer")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between events")
-    args = parser.parse_args(argv)
-    options = {
-        "network": args.network,
-        "asset": args.asset,
-        "pay_to": args.pay_to,
-        "price": args.price,
-        "token_price": args.token_price,
-        "session_cap": args.session_cap,
-        "ledger_path": args.ledger,
-    }
-    key = None
-    if args.key_file:
-        with open(args.key_file, "rb") as handle:
-            key = handle.read()
+    parser = argparse.ArgumentParser(prog="opengradient-gateway",
+                                     description="A local OpenGradient TEE LLM gateway.")
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=8000, help="0 picks a free port")
+    add("--protocol", choices=("v1", "v2"), default="v1", help="x402 generation (default v1)")
+    add("--network", help="og-evm (v1 default), base, base-sepolia, eip155:8453 (v2 default)")
+    add("--asset", help="ERC-20 address (default: the network's; OPG for v2)")
+    add("--pay-to", help="the payee address")
+    add("--price", type=_price, help="v1 base units per call, or JSON {model: units}")
+    add("--token-price", type=_price, help="v2 base units per token, or JSON {model: units}")
+    add("--session-cap", type=int, help="v2 session cap in base units")
+    add("--ledger", dest="ledger_path", help="append final settlements to this JSON-lines file")
+    add("--key-file", help="PEM file of the TEE's RSA private key (default: a fresh key)")
+    add("--latency", type=float, help="seconds before each inference answer")
+    add("--chunk-delay", type=float, help="seconds between streamed events")
+    options = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     try:
-        gateway = LocalGateway(
-            host=args.host,
-            port=args.port,
-            protocol=args.protocol,
-            latency=args.latency,
-            chunk_delay=args.chunk_delay,
-            signing_key_pem=key,
-            **{k: v for k, v in options.items() if v is not None},
-        )
-        gateway.start()
+        if "key_file" in options:
+            options["signing_key_pem"] = Path(options.pop("key_file")).read_bytes()
+        gateway = LocalGateway(**options).start()
     except (OSError, ValueError) as exc:
         print(f"opengradient-gateway: {exc}", file=sys.stderr)
         return 2
     print(f"listening on {gateway.url}", flush=True)
-    print(
-        f"protocol {gateway.protocol} · network {gateway.network} · tee_id {gateway.tee_id}",
-        flush=True,
-    )
+    print(f"protocol {gateway.protocol}, network {gateway.network}, tee_id {gateway.tee_id}",
+          flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate: stop cleanly
     with contextlib.suppress(KeyboardInterrupt):
-        gateway.serve_forever()
+        gateway.wait()
+    gateway.stop()
     return 0
 
 

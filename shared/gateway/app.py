@@ -1,11 +1,11 @@
 """What the gateway answers to one inference request: auth, input checks, payment, the model,
 the TEE proof. HTTP framing lives in server.py; this module sees parsed requests only.
 
-Replay policy: a payment nonce settles once. Any later request carrying it — a concurrent
-duplicate, or a client's retry after the first answer was lost — gets 402
+Replay policy: a payment nonce settles once. Any later request carrying it (a concurrent
+duplicate, or a client's retry after the first answer was lost) gets 402
 ``nonce_already_used``, as OpenGradient's gateway answers. Serving a replay again would let one
-signed payment buy unlimited answers; a client that lost an answer has paid for it once and
-gets a clear error, never a second charge.
+signed payment buy many answers; a client that lost an answer has paid once and gets a clear
+error, never a second charge.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from eth_hash.auto import keccak
@@ -32,13 +32,10 @@ from .sessions import Session, Sessions
 from .signer import TeeSigner
 from .validate import BadRequest, check_chat, check_completion
 
-CHAT_PATH = "/v1/chat/completions"
-COMPLETION_PATH = "/v1/completions"
+CHAT_PATH, COMPLETION_PATH = "/v1/chat/completions", "/v1/completions"
 INFERENCE_PATHS = (CHAT_PATH, COMPLETION_PATH)
-DEFAULT_PRICE = 1_000
-DEFAULT_SESSION_CAP = 10**17
-DEFAULT_TOKEN_PRICE = 10**12
-SETTLEMENT_HEADER = "X-SETTLEMENT-TYPE"
+SETTLEMENT_HEADER = "x-settlement-type"
+DEFAULT_PRICE, DEFAULT_TOKEN_PRICE = 1_000, 10**12
 
 
 @dataclass
@@ -51,24 +48,6 @@ class Reply:
     events: list[dict[str, Any]] | None = None
 
 
-def _error(status: int, message: str, **headers: str) -> Reply:
-    return Reply(status, {"error": message}, headers)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    return value if value is not None else headers.get(name.lower())
-
-
-def _per_model(price: int | Mapping[str, int], model_name: str, default: int) -> int:
-    if isinstance(price, Mapping):
-        for key, value in price.items():
-            if key.split("/")[-1] == model_name:
-                return int(value)
-        return default
-    return int(price)
-
-
 @dataclass
 class _Paid:
     """What paid for one request: a settled nonce (v1) or a session (v2)."""
@@ -78,45 +57,62 @@ class _Paid:
     nonce: str | None = None
 
 
-class Gateway:
-    """The gateway's state and request logic; knobs are plain attributes, settable anytime."""
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, {"error": message})
 
-    def __init__(
-        self,
-        *,
-        protocol: str = "v1",
-        network: str | None = None,
-        asset: str | None = None,
-        pay_to: str = payments.DEFAULT_PAY_TO,
-        price: int | Mapping[str, int] = DEFAULT_PRICE,
-        token_price: int | Mapping[str, int] = DEFAULT_TOKEN_PRICE,
-        session_cap: int = DEFAULT_SESSION_CAP,
-        session_idle_timeout: float = 300.0,
-        facilitator: str = payments.DEFAULT_FACILITATOR,
-        balances: Mapping[str, int] | None = None,
-        latency: float = 0.0,
-        chunk_delay: float = 0.0,
-        signing_key_pem: bytes | str | None = None,
-        ledger_path: str | None = None,
-    ) -> None:
-        if protocol not in ("v1", "v2"):
-            raise ValueError(f"protocol must be 'v1' or 'v2', got {protocol!r}")
-        self.protocol = protocol
-        default_network = "og-evm" if protocol == "v1" else "eip155:8453"
-        known = lookup_network(network or default_network)
+
+def _per_model(price: int | Mapping[str, int], model_name: str, default: int) -> int:
+    """A flat price, or the model's entry of ``{model: price}`` (``default`` when missing)."""
+    if isinstance(price, Mapping):
+        prices = {k.split("/")[-1]: int(v) for k, v in price.items()}
+        return prices.get(model_name, default)
+    return int(price)
+
+
+def _transaction(header: str) -> str:
+    return "0x" + keccak(header.encode()).hex()
+
+
+def _settlement(value: str | None) -> str:
+    try:
+        return x402SettlementMode.parse(value or "settle-batch").value
+    except ValueError:
+        raise BadRequest(
+            f"unknown X-SETTLEMENT-TYPE {value!r}; use settle, settle-metadata or settle-batch "
+            "(generation 1) or private, individual or batch (generation 2)"
+        ) from None
+
+
+@dataclass(kw_only=True, eq=False)
+class Gateway:
+    """The gateway's knobs, state and request logic. Knobs are plain attributes that may be
+    changed while it serves. ``price`` and ``token_price`` are an int or ``{model: int}``."""
+
+    protocol: str = "v1"
+    network: str | None = None
+    asset: str | None = None
+    pay_to: str = payments.DEFAULT_PAY_TO
+    price: int | Mapping[str, int] = DEFAULT_PRICE
+    token_price: int | Mapping[str, int] = DEFAULT_TOKEN_PRICE
+    session_cap: int = 10**17
+    session_idle_timeout: float = 300.0
+    facilitator: str = payments.DEFAULT_FACILITATOR
+    balances: Mapping[str, int] | None = None
+    latency: float = 0.0
+    chunk_delay: float = 0.0
+    socket_timeout: float = 15.0
+    signing_key_pem: InitVar[bytes | str | None] = None
+    ledger_path: InitVar[str | None] = None
+
+    def __post_init__(self, signing_key_pem: bytes | str | None, ledger_path: str | None) -> None:
+        if self.protocol not in ("v1", "v2"):
+            raise ValueError(f"protocol must be 'v1' or 'v2', got {self.protocol!r}")
+        v1 = self.protocol == "v1"
+        known = lookup_network(self.network or ("og-evm" if v1 else "eip155:8453"))
         if known is None:
-            raise ValueError(f"unknown network {network!r}")
-        self.network = known.name if protocol == "v1" else known.caip2
-        self.asset = asset or (known.default_asset if protocol == "v1" else OPG_BASE_ADDRESS)
-        self.pay_to = pay_to
-        self.price = price
-        self.token_price = token_price
-        self.session_cap = session_cap
-        self.session_idle_timeout = session_idle_timeout
-        self.facilitator = facilitator
-        self.balances = balances
-        self.latency = latency
-        self.chunk_delay = chunk_delay
+            raise ValueError(f"unknown network {self.network!r}")
+        self.network = known.name if v1 else known.caip2
+        self.asset = self.asset or (known.default_asset if v1 else OPG_BASE_ADDRESS)
         self.signer = TeeSigner(signing_key_pem)
         self.ledger = Ledger(ledger_path)
         self.sessions = Sessions()
@@ -131,29 +127,22 @@ class Gateway:
             return self._count
 
     def count_request(self) -> None:
-        """Count one inference request (called on arrival, before any check)."""
+        """Count one inference request (on arrival, before any check)."""
         with self._count_lock:
             self._count += 1
 
     def health(self) -> dict[str, Any]:
         """The ``GET /health`` answer."""
-        return {
-            "status": "ok",
-            "protocol": self.protocol,
-            "network": self.network,
-            "tee_id": self.signer.tee_id,
-            "request_count": self.request_count,
-            "settlements": len(self.ledger.entries),
-        }
-
-    # ---- one inference request ---------------------------------------------------------
+        return {"status": "ok", "protocol": self.protocol, "network": self.network,
+                "tee_id": self.signer.tee_id, "request_count": self.request_count,
+                "settlements": len(self.ledger.entries)}
 
     def handle(self, path: str, headers: Mapping[str, str], raw: bytes) -> Reply:
-        """Answer a POST to an inference path whose body was read in full."""
-        auth = _header(headers, "Authorization") or ""
+        """Answer a POST to an inference path; ``headers`` have lower-case names."""
+        auth = headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return _error(401, "missing or malformed 'Authorization: Bearer <token>' header")
-        content_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return _error(415, f"Content-Type must be application/json, got {content_type!r}")
         try:
@@ -162,42 +151,23 @@ class Gateway:
             return _error(400, f"malformed JSON body: {exc}")
         try:
             model_name = check_chat(body) if path == CHAT_PATH else check_completion(body)
-            settlement = self._settlement(headers)
+            settlement = _settlement(headers.get(SETTLEMENT_HEADER))
         except BadRequest as exc:
             return _error(400, str(exc))
-        if self.protocol == "v1":
-            paid = self._pay_exact(path, headers, model_name, settlement)
-        else:
-            paid = self._pay_upto(path, headers, settlement)
-        if isinstance(paid, Reply):
-            return paid
-        return self._answer(path, body, model_name, paid)
-
-    def _settlement(self, headers: Mapping[str, str]) -> str:
-        value = _header(headers, SETTLEMENT_HEADER)
-        if value is None:
-            return x402SettlementMode.SETTLE_BATCH.value
-        try:
-            return x402SettlementMode.parse(value).value
-        except ValueError:
-            raise BadRequest(
-                f"unknown {SETTLEMENT_HEADER} {value!r}; use settle, settle-metadata or "
-                "settle-batch (generation 1) or private, individual or batch (generation 2)"
-            ) from None
+        pay = self._pay_exact if self.protocol == "v1" else self._pay_upto
+        paid = pay(path, headers, model_name, settlement)
+        return paid if isinstance(paid, Reply) else self._answer(path, body, model_name, paid)
 
     def _answer(self, path: str, body: dict[str, Any], model_name: str, paid: _Paid) -> Reply:
         completion = path == COMPLETION_PATH
         answer = model.complete(body) if completion else model.chat(body)
-        proof = self.signer.proof_fields(
-            tee.request_hash(body, completion=completion),
-            tee.output_hash(answer.content, answer.tool_calls),
-        )
+        proof = self.signer.proof_fields(tee.request_hash(body, completion=completion),
+                                         tee.output_hash(answer.content, answer.tool_calls))
         headers = dict(paid.headers)
         if paid.session is not None:
             tokens = answer.prompt_tokens + answer.completion_tokens
-            used, spent = self.sessions.charge(
-                paid.session, tokens * _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
-            )
+            cost = tokens * _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
+            used, spent = self.sessions.charge(paid.session, cost)
             self.ledger.update_session(paid.session.id, used, closed=spent)
         if paid.nonce is not None:
             digest = keccak((proof["tee_request_hash"] + paid.nonce).encode()).hex()
@@ -208,125 +178,84 @@ class Gateway:
             return Reply(200, {}, headers, responses.stream_events(model_name, answer, proof))
         return Reply(200, responses.chat_body(model_name, answer, proof), headers)
 
-    # ---- payment -----------------------------------------------------------------------
+    def _settle(self, header: str, nonce: str, payer: str, amount: int, **rest: Any) -> str | None:
+        """Record a settlement in the ledger; returns a refusal reason or None."""
+        entry = Settlement(
+            payer=payer, amount=amount, nonce=nonce, network=str(self.network),
+            asset=str(self.asset), pay_to=self.pay_to, timestamp=int(time.time()),
+            transaction=_transaction(header), **rest,
+        )
+        return self.ledger.settle(entry, self.balances)
 
-    def _pay_exact(
-        self, path: str, headers: Mapping[str, str], model_name: str, settlement: str
-    ) -> _Paid | Reply:
+    def _pay_exact(self, path: str, headers: Mapping[str, str], model_name: str,
+                   settlement: str) -> _Paid | Reply:
+        price = _per_model(self.price, model_name, DEFAULT_PRICE)
         requirement = payments.exact_requirement(
-            network=self.network,
-            asset=self.asset,
-            pay_to=self.pay_to,
-            price=_per_model(self.price, model_name, DEFAULT_PRICE),
-            resource_url=self.base_url + path,
-            path=path,
+            str(self.network), str(self.asset), self.pay_to, price, self.base_url, path
         )
 
         def refuse(reason: str) -> Reply:
             return Reply(402, {"x402Version": 1, "error": reason, "accepts": [requirement]})
 
-        header = _header(headers, exact.HEADER)
+        header = headers.get(exact.HEADER.lower())
         if header is None:
             return refuse(f"payment required: send an {exact.HEADER} header")
-        now = int(time.time())
         try:
-            verified = payments.verify_exact(header, requirement, now)
+            paid = payments.verify_exact(header, requirement, int(time.time()))
         except payments.PaymentInvalid as exc:
             return refuse(exc.reason)
-        transaction = "0x" + keccak(header.encode()).hex()
-        entry = Settlement(
-            payer=verified.payer,
-            amount=verified.amount,
-            nonce=verified.nonce,
-            settlement_type=settlement,
-            scheme=exact.SCHEME,
-            network=self.network,
-            asset=self.asset,
-            pay_to=self.pay_to,
-            path=path,
-            transaction=transaction,
-            timestamp=now,
-        )
-        reason = self.ledger.settle(entry, self.balances)
+        reason = self._settle(header, paid.nonce, paid.payer, paid.amount, path=path,
+                              scheme=exact.SCHEME, settlement_type=settlement)
         if reason:
             return refuse(reason)
-        receipt = {
-            "success": True,
-            "transaction": transaction,
-            "network": self.network,
-            "payer": verified.payer,
-        }
-        return _Paid({exact.RECEIPT_HEADER: encode_header(receipt)}, nonce=verified.nonce)
+        receipt = {"success": True, "transaction": _transaction(header), "network": self.network,
+                   "payer": paid.payer}
+        return _Paid({exact.RECEIPT_HEADER: encode_header(receipt)}, nonce=paid.nonce)
 
     def upto_requirement(self) -> dict[str, Any]:
         """The v2 ``accepts`` entry this gateway asks for now."""
-        return payments.upto_requirement(
-            network=self.network,
-            asset=self.asset,
-            pay_to=self.pay_to,
-            cap=self.session_cap,
-            facilitator=self.facilitator,
-        )
+        return payments.upto_requirement(str(self.network), str(self.asset), self.pay_to,
+                                         self.session_cap, self.facilitator)
 
-    def close_expired_sessions(self, *, everything: bool = False) -> None:
-        """Settle spent, idle and past-deadline sessions (all of them with ``everything``)."""
-        done = (
-            self.sessions.close_all()
-            if everything
-            else self.sessions.expired(time.time(), self.session_idle_timeout)
-        )
-        for session in done:
+    def end_sessions(self, *, everything: bool = False) -> None:
+        """Settle the sessions that are over (all of them with ``everything``) for good."""
+        for session in self.sessions.end(time.time(), self.session_idle_timeout,
+                                         everything=everything):
             self.ledger.update_session(session.id, session.used, closed=True)
 
-    def _pay_upto(self, path: str, headers: Mapping[str, str], settlement: str) -> _Paid | Reply:
-        self.close_expired_sessions()
+    def _pay_upto(self, path: str, headers: Mapping[str, str], model_name: str,
+                  settlement: str) -> _Paid | Reply:
+        self.end_sessions()
         requirement = self.upto_requirement()
 
-        def challenge(reason: str) -> Reply:
-            required = {
-                "x402Version": 2,
-                "error": reason,
-                "resource": payments.resource_of(self.base_url, path),
-                "accepts": [requirement],
-            }
-            body = {} if reason == "Payment required" else {"error": reason}
+        def challenge(reason: str | None = None) -> Reply:
+            required = {"x402Version": 2, "error": reason or "Payment required",
+                        "resource": {"url": self.base_url + path,
+                                     "description": payments.DESCRIPTIONS[path],
+                                     "mimeType": "application/json"},
+                        "accepts": [requirement]}
+            body = {"error": reason} if reason else {}
             return Reply(402, body, {PAYMENT_REQUIRED_HEADER: encode_header(required)})
 
-        signature = _header(headers, upto.HEADER)
-        session_id = _header(headers, upto.SESSION_HEADER)
+        signature = headers.get(upto.HEADER.lower())
+        session_id = headers.get(upto.SESSION_HEADER.lower())
         if signature is None and session_id is not None:
-            session = self.sessions.use(session_id, path, time.time(), self.session_idle_timeout)
+            now, idle = time.time(), self.session_idle_timeout
+            session = self.sessions.use(session_id, path, now, idle)
             if session is None:
                 return _error(402, SESSION_EXHAUSTED)
             return _Paid({upto.SESSION_HEADER: session.id}, session)
         if signature is None:
-            return challenge("Payment required")
-        now = int(time.time())
+            return challenge()
         try:
-            verified = payments.verify_upto(signature, requirement, now)
+            paid = payments.verify_upto(signature, requirement, int(time.time()))
         except payments.PaymentInvalid as exc:
             return challenge(exc.reason)
-        session_id = str(uuid.uuid4())
-        entry = Settlement(
-            payer=verified.payer,
-            amount=0,
-            nonce=verified.nonce,
-            settlement_type=settlement,
-            scheme=upto.SCHEME,
-            network=self.network,
-            asset=self.asset,
-            pay_to=self.pay_to,
-            path=path,
-            transaction="0x" + keccak(signature.encode()).hex(),
-            timestamp=now,
-            session_id=session_id,
-            cap=verified.amount,
-            closed=False,
-        )
-        reason = self.ledger.settle(entry, self.balances)
+        session = Session(str(uuid.uuid4()), path, paid.amount, paid.expires_at, time.time())
+        reason = self._settle(signature, paid.nonce, paid.payer, 0, path=path, cap=paid.amount,
+                              scheme=upto.SCHEME, settlement_type=settlement,
+                              session_id=session.id, closed=False)
         if reason:
             return challenge(reason)
-        session = self.sessions.open(
-            session_id, path, verified.amount, verified.expires_at, time.time()
-        )
+        self.sessions.open(session)
         return _Paid({upto.SESSION_HEADER: session.id}, session)

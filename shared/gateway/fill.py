@@ -33,12 +33,15 @@ class _Evidence:
         self.text = text
         self.numbers = [m.group(0) for m in _NUMBER.finditer(text)]
         self.quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
-        names = []
+        names, initial = [], []
         for match in _CAPITALISED.finditer(text):
             words = [w for w in match.group(0).split() if w not in _SENTENCE_STARTERS]
-            if words:
+            at_start = re.search(r"(?:^|[.!?]\s+)$", text[: match.start()])
+            if len(words) == 1 and at_start:
+                initial.append(words[0])  # maybe capitalised only as a sentence start
+            elif words:
                 names.append(" ".join(words))
-        self.names = names
+        self.names = names or initial
 
     def number(self) -> float | None:
         return float(self.numbers.pop(0)) if self.numbers else None

@@ -1,8 +1,8 @@
 """The gateway's settlement ledger: one entry per settled payment or upto session (thread-safe).
 
-The ledger is also where "settle at most once" is enforced: :meth:`Ledger.settle` checks the
-nonce and the payer's funds and records the entry under one lock, so two requests carrying the
-same payment can never both settle.
+"Settle at most once" is enforced here: :meth:`Ledger.settle` checks the nonce and the payer's
+funds and records the entry under one lock, so two requests carrying one payment never both
+settle.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 class Settlement:
     """One settled payment (x402 v1 ``exact``) or one upto session (x402 v2).
 
-    ``amount`` is in the asset's base units: the price paid, or for a session the metered
-    amount used so far (never above ``cap``). ``closed`` is False while a session is open.
+    ``amount`` is in the asset's base units: the price paid, or what a session has used so
+    far (never above ``cap``). ``closed`` is False while a session is open.
     """
 
     payer: str
@@ -37,13 +37,9 @@ class Settlement:
     cap: int | None = None
     closed: bool = True
 
-    def to_json(self) -> dict[str, object]:
-        """The entry as a JSON-ready dict (a line of the ledger file)."""
-        return asdict(self)
-
 
 class Ledger:
-    """Settlements in memory, each appended to a JSON-lines file when final (optional)."""
+    """Settlements in memory; each is appended to a JSON-lines file when final (optional)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self._lock = threading.Lock()
@@ -57,24 +53,19 @@ class Ledger:
         with self._lock:
             return list(self._entries)
 
-    def spent(self, payer: str) -> int:
-        """The total settled for ``payer`` (open sessions count their metered amount)."""
-        with self._lock:
-            return self._spent(payer)
-
     def settle(self, entry: Settlement, balances: Mapping[str, int] | None) -> str | None:
-        """Record ``entry`` unless its nonce was used or the payer cannot cover it.
-
-        ``balances`` maps payer addresses to their funds (None: unlimited); an open session
-        must be covered up to its cap. Returns None when recorded, else the rejection reason.
-        """
+        """Record ``entry`` unless its nonce was used or the payer cannot cover it; returns
+        None when recorded, else the reason. ``balances``: ``{address: funds}`` or None
+        (unlimited; unlisted payers have nothing). A session must be covered up to its cap."""
         key = (entry.scheme, entry.nonce.lower())
+        funds = None
+        if balances is not None:
+            funds = {a.lower(): int(v) for a, v in balances.items()}.get(entry.payer.lower(), 0)
         with self._lock:
             if key in self._nonces:
                 return "nonce_already_used"
-            funds = _balance_of(balances, entry.payer)
-            needed = entry.cap if entry.cap is not None else entry.amount
-            if funds is not None and self._spent(entry.payer) + needed > funds:
+            spent = sum(e.amount for e in self._entries if e.payer.lower() == entry.payer.lower())
+            if funds is not None and spent + (entry.cap or entry.amount) > funds:
                 return "insufficient_funds"
             self._nonces.add(key)
             self._entries.append(entry)
@@ -83,34 +74,19 @@ class Ledger:
         return None
 
     def update_session(self, session_id: str, amount: int, *, closed: bool = False) -> None:
-        """Set an open session's metered amount (clamped to its cap); close it if asked."""
+        """Set an open session's used amount (clamped to its cap); close it if asked."""
         with self._lock:
             for i, entry in enumerate(self._entries):
                 if entry.session_id == session_id and not entry.closed:
-                    cap = entry.cap if entry.cap is not None else amount
-                    self._entries[i] = replace(entry, amount=min(amount, cap), closed=closed)
-                    final = self._entries[i]
+                    cap = amount if entry.cap is None else entry.cap
+                    self._entries[i] = final = replace(entry, amount=min(amount, cap), closed=closed)
                     break
             else:
                 return
         if closed:
             self._append(final)
 
-    def _spent(self, payer: str) -> int:
-        return sum(e.amount for e in self._entries if e.payer.lower() == payer.lower())
-
     def _append(self, entry: Settlement) -> None:
-        if self._path is None:
-            return
-        line = json.dumps(entry.to_json(), sort_keys=True) + "\n"
-        with self._lock, self._path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-
-
-def _balance_of(balances: Mapping[str, int] | None, payer: str) -> int | None:
-    if balances is None:
-        return None
-    for address, funds in balances.items():
-        if address.lower() == payer.lower():
-            return int(funds)
-    return 0
+        if self._path is not None:
+            with self._lock, self._path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(asdict(entry), sort_keys=True) + "\n")

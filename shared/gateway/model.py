@@ -23,13 +23,15 @@ _STOPWORD_TEXT = (
 )
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$", re.M)
-_QUERY = re.compile(
-    r"(?:^|\n)\s*(?:Query|Question|Q)\s*:\s*(.+?)\s*(?:\n\s*(?:Answer|A|Helpful Answer)\s*:|\Z)",
-    re.S | re.I,
-)
+_QUERY = re.compile(r"(?:^|\n)[ \t]*(?:Query|Question|Q)[ \t]*:[ \t]*([^\n]+)", re.I)
+_PRONOUN = re.compile(r"(?:It|They|This|These|He|She|Its|Their|His|Her)\b")
 _ORIGINAL_QUERY = re.compile(r"original (?:query|question) is as follows:\s*(.+?)\s*\n", re.I)
-_EXISTING_ANSWER = re.compile(r"existing answer:\s*(.+?)\s*\n\s*We have the opportunity", re.S)
-_CONTEXT_LABEL = re.compile(r"(?:^|\n)\s*Context(?: information)?\s*:\s*(.+?)(?=\n\s*\w+\s*:|\Z)")
+_EXISTING_ANSWER = re.compile(
+    r"existing answer:\s*(.+?)\s*\n\s*We have the opportunity|Original Answer:[ \t]*([^\n]+)", re.S
+)
+_CONTEXT_LABEL = re.compile(
+    r"(?:^|\n)\s*(?:New )?Context(?: information)?\s*:\s*(.+?)(?=\n[ \t]*[\w ]+:|\Z)", re.S
+)
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,17 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _stem(word: str) -> str:
+    for suffix, replacement in (("ied", "y"), ("ies", "y"), ("ing", ""), ("ed", ""), ("s", "")):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)] + replacement
+    return word
+
+
 def _words(text: str) -> list[str]:
-    out = []
-    for word in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()):
-        if word and word not in _STOPWORDS:
-            out.append(word[:-1] if len(word) > 3 and word.endswith("s") else word)
-    return out
+    """Content words, lower case and stemmed (``multiplied`` and ``multiply`` agree)."""
+    split = re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower())
+    return [_stem(word) for word in split if word and word not in _STOPWORDS]
 
 
 def _overlap(query: str, text: str) -> int:
@@ -93,24 +100,31 @@ def _rag(prompt: str) -> tuple[str, str, str] | None:
         return None
     query = query_match.group(1).strip()
     blocks = _SEPARATOR.split(prompt)
+    label = _CONTEXT_LABEL.search(prompt)
     if len(blocks) >= 3:
         context = "\n".join(blocks[1:-1])
-    else:
-        label = _CONTEXT_LABEL.search(prompt)
-        if not label:
-            return None
+    elif label:
         context = label.group(1)
+    else:
+        context = prompt[: query_match.start()]
     existing = _EXISTING_ANSWER.search(prompt)
-    return context, query, existing.group(1).strip() if existing else ""
+    return context, query, next((g for g in existing.groups() if g), "").strip() if existing else ""
 
 
 def answer_rag(context: str, query: str, existing: str = "") -> str:
-    """The context sentence sharing most words with the query (the existing answer if none)."""
-    best, best_score = "", 0
+    """The context sentence sharing most words with the query (the existing answer if none).
+
+    A sentence opening with a pronoun also counts the words of the sentence before it.
+    """
+    best, best_score, previous = "", 0, ""
     for sentence in _sentences(context) + _sentences(existing):
-        score = _overlap(query, sentence)
+        scope = sentence
+        if _PRONOUN.match(sentence):
+            scope = previous + " " + sentence
+        score = _overlap(query, scope)
         if score > best_score:
             best, best_score = sentence, score
+        previous = sentence
     if best_score == 0:
         return existing or "The context does not say."
     return best
@@ -188,11 +202,10 @@ def _tool_step(body: dict[str, Any], messages: list[dict[str, Any]]) -> Answer |
     if tool is None:
         if not results:
             return None
-        lines = [
-            f"The {names.get(m.get('tool_call_id'), 'tool')} tool returned: "
-            f"{_text(m.get('content')).strip()}"
-            for m in results
-        ]
+        lines = []
+        for message in results:
+            result = _text(message.get("content")).strip().rstrip(".")
+            lines.append(f"{names.get(message.get('tool_call_id'), 'The tool')} says: {result}.")
         return " ".join(lines)
     function = tool["function"]
     arguments = fill_object(function.get("parameters") or {}, request)

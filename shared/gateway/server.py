@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -12,27 +13,33 @@ from .app import INFERENCE_PATHS, Gateway, Reply
 MAX_BODY_BYTES = 8 * 2**20
 """Larger bodies get 413."""
 DRAIN_LIMIT_BYTES = 64 * 2**20
-"""An oversized body up to this size is read and dropped so the client sees the 413."""
-SOCKET_TIMEOUT_SECONDS = 15.0
-"""A client silent this long (mid-request or idle on keep-alive) is disconnected."""
+"""An oversized body up to this size is read and dropped first, so the client sees the 413."""
 
 
 class GatewayServer(ThreadingHTTPServer):
     """A threaded HTTP server (daemon threads) serving one :class:`Gateway`."""
 
     daemon_threads = True
-    allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)
         self.gateway = gateway
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not an error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    timeout = SOCKET_TIMEOUT_SECONDS
-    server: GatewayServer
     server_version = "OpenGradientLocalGateway/1"
+    server: GatewayServer
+
+    def setup(self) -> None:
+        """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
+        self.timeout = self.server.gateway.socket_timeout
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Quiet: tests and demos read stdout."""
@@ -50,15 +57,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
-        if self.path not in INFERENCE_PATHS:
-            self._drop_body()
-            self._send(Reply(404, {"error": f"no such path: {self.path}"}))
-            return
-        gateway.count_request()
+        inference = self.path in INFERENCE_PATHS
+        if inference:
+            gateway.count_request()
         raw = self._read_body()
         if raw is None:
             return
-        reply = gateway.handle(self.path, dict(self.headers.items()), raw)
+        if not inference:
+            self._send(Reply(404, {"error": f"no such path: {self.path}"}))
+            return
+        reply = gateway.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
         if gateway.latency > 0:
             time.sleep(gateway.latency)
         self._send(reply)
@@ -71,31 +79,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(Reply(411, {"error": "a Content-Length header is required"}))
             return None
-        if length < 0 or length > MAX_BODY_BYTES:
-            if 0 < length <= DRAIN_LIMIT_BYTES:
-                self._discard(length)
+        if not 0 <= length <= MAX_BODY_BYTES:
+            while 0 < length <= DRAIN_LIMIT_BYTES and self.rfile.read(min(length, 2**20)):
+                length -= 2**20
             self.close_connection = True
             limit = MAX_BODY_BYTES // 2**20
-            self._send(Reply(413, {"error": f"request body over {limit} MiB ({length} bytes)"}))
+            self._send(Reply(413, {"error": f"the request body is over {limit} MiB"}))
             return None
         return self.rfile.read(length)
-
-    def _drop_body(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = 0
-        if 0 < length <= MAX_BODY_BYTES:
-            self.rfile.read(length)
-        elif length:
-            self.close_connection = True
-
-    def _discard(self, length: int) -> None:
-        while length > 0:
-            piece = self.rfile.read(min(length, 2**20))
-            if not piece:
-                return
-            length -= len(piece)
 
     def _send(self, reply: Reply) -> None:
         if reply.events is not None:
@@ -113,28 +104,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send_events(self, reply: Reply) -> None:
+        """SSE frames ``data: <json>`` + blank line, then ``data: [DONE]``; chunked on
+        HTTP/1.1 (so the connection stays open), else closed at the end."""
         chunked = self.request_version == "HTTP/1.1"
         self.send_response(reply.status)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        else:
-            self.send_header("Connection", "close")
-            self.close_connection = True
+        self.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Connection", "close")))
+        self.close_connection = self.close_connection or not chunked
         self.end_headers()
         frames = [f"data: {json.dumps(event)}\n\n" for event in reply.events or []]
-        frames.append("data: [DONE]\n\n")
-        try:
-            for i, frame in enumerate(frames):
-                if i and self.server.gateway.chunk_delay > 0:
-                    time.sleep(self.server.gateway.chunk_delay)
-                data = frame.encode("utf-8")
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
-                self.wfile.flush()
-            if chunked:
-                self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        for i, frame in enumerate([*frames, "data: [DONE]\n\n"]):
+            if i and self.server.gateway.chunk_delay > 0:
+                time.sleep(self.server.gateway.chunk_delay)
+            data = frame.encode("utf-8")
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            self.wfile.flush()
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")

@@ -9,109 +9,88 @@ from ..types import TEE_LLM
 MODELS = frozenset(m.value.split("/", 1)[1] for m in TEE_LLM)
 MAX_TOKENS_LIMIT = 32_768
 _ROLES = ("system", "user", "assistant", "tool")
-_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
 class BadRequest(Exception):
     """A request body the gateway refuses with 400."""
 
 
+def _require(ok: Any, message: str) -> None:
+    if not ok:
+        raise BadRequest(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def model_name(value: Any) -> str:
     """The bare model name (a ``provider/`` prefix is tolerated)."""
-    if not isinstance(value, str) or not value:
-        raise BadRequest("'model' is required and must be a string")
+    _require(isinstance(value, str) and value, "'model' is required and must be a string")
     bare = value.split("/", 1)[1] if value.count("/") == 1 else value
-    if bare not in MODELS:
-        raise BadRequest(f"unknown model {value!r}; known models: {', '.join(sorted(MODELS))}")
+    _require(bare in MODELS, f"unknown model {value!r}; known: {', '.join(sorted(MODELS))}")
     return bare
 
 
 def _common(body: dict[str, Any]) -> None:
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int)
-        or isinstance(max_tokens, bool)
-        or not 1 <= max_tokens <= MAX_TOKENS_LIMIT
-    ):
-        raise BadRequest(
-            f"'max_tokens' must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {max_tokens!r}"
-        )
-    temperature = body.get("temperature")
-    if temperature is not None and (
-        not isinstance(temperature, int | float)
-        or isinstance(temperature, bool)
-        or not 0 <= temperature <= 2
-    ):
-        raise BadRequest(f"'temperature' must be a number from 0 to 2, got {temperature!r}")
-    stop = body.get("stop")
-    if stop is not None and not (
-        (isinstance(stop, str) and stop)
-        or (
-            isinstance(stop, list)
-            and 0 < len(stop) <= 4
-            and all(isinstance(s, str) and s for s in stop)
-        )
-    ):
-        raise BadRequest("'stop' must be a non-empty string or a list of 1 to 4 non-empty strings")
-
-
-def _content_ok(content: Any) -> bool:
-    if isinstance(content, str):
-        return True
-    return isinstance(content, list) and all(
-        isinstance(part, dict) and (part.get("type") != "text" or isinstance(part.get("text"), str))
-        for part in content
+    tokens, temperature, stop = body.get("max_tokens"), body.get("temperature"), body.get("stop")
+    _require(
+        tokens is None or (_is_int(tokens) and 1 <= tokens <= MAX_TOKENS_LIMIT),
+        f"'max_tokens' must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {tokens!r}",
+    )
+    _require(
+        temperature is None
+        or (isinstance(temperature, int | float) and not isinstance(temperature, bool)
+            and 0 <= temperature <= 2),
+        f"'temperature' must be a number from 0 to 2, got {temperature!r}",
+    )
+    stops = [stop] if isinstance(stop, str) else stop
+    _require(
+        stop is None
+        or (isinstance(stops, list) and 0 < len(stops) <= 4
+            and all(isinstance(s, str) and s for s in stops)),
+        "'stop' must be a non-empty string or a list of 1 to 4 non-empty strings",
     )
 
 
 def _message(i: int, message: Any) -> None:
     where = f"messages[{i}]"
-    if not isinstance(message, dict):
-        raise BadRequest(f"{where} must be an object with 'role' and 'content'")
-    role = message.get("role")
-    if role not in _ROLES:
-        raise BadRequest(f"{where}.role must be one of {', '.join(_ROLES)}, got {role!r}")
-    content = message.get("content")
-    calls = message.get("tool_calls")
+    _require(isinstance(message, dict), f"{where} must be an object with 'role' and 'content'")
+    role, content, calls = message.get("role"), message.get("content"), message.get("tool_calls")
+    _require(role in _ROLES, f"{where}.role must be one of {', '.join(_ROLES)}, got {role!r}")
     if role == "assistant" and calls is not None:
-        if not isinstance(calls, list) or not all(
-            isinstance(c, dict)
-            and isinstance(c.get("id"), str)
-            and isinstance(c.get("function"), dict)
-            and isinstance(c["function"].get("name"), str)
-            and isinstance(c["function"].get("arguments"), str)
-            for c in calls
-        ):
-            raise BadRequest(
-                f"{where}.tool_calls must be a list of {{id, type, function: {{name, "
-                "arguments (a JSON string)}}}}"
-            )
+        _require(
+            isinstance(calls, list)
+            and all(isinstance(c, dict) and isinstance(c.get("id"), str)
+                    and isinstance(c.get("function"), dict)
+                    and isinstance(c["function"].get("name"), str)
+                    and isinstance(c["function"].get("arguments"), str) for c in calls),
+            f"{where}.tool_calls must be a list of {{id, type, function: {{name, arguments}}}} "
+            "with arguments a JSON string",
+        )
         if content is None:
             return
-    if not _content_ok(content):
-        raise BadRequest(f"{where}.content must be a string or a list of content parts")
-    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise BadRequest(f"{where} (role tool) needs a 'tool_call_id' string")
+    parts_ok = isinstance(content, list) and all(isinstance(p, dict) for p in content)
+    _require(
+        isinstance(content, str) or parts_ok,
+        f"{where}.content must be a string or a list of content parts",
+    )
+    if role == "tool":
+        _require(isinstance(message.get("tool_call_id"), str), f"{where} needs 'tool_call_id'")
 
 
 def _tools(body: dict[str, Any]) -> list[str]:
     tools = body.get("tools")
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise BadRequest("'tools' must be a list of function tools")
+    _require(tools is None or isinstance(tools, list), "'tools' must be a list of function tools")
     names = []
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(tools or []):
         function = tool.get("function") if isinstance(tool, dict) else None
-        if (
-            not isinstance(function, dict)
-            or tool.get("type", "function") != "function"
-            or not isinstance(function.get("name"), str)
-            or not function["name"]
-        ):
-            raise BadRequest(f"tools[{i}] must be {{type: 'function', function: {{name, ...}}}}")
-        if not isinstance(function.get("parameters", {}), dict):
-            raise BadRequest(f"tools[{i}].function.parameters must be a JSON schema object")
+        _require(
+            isinstance(function, dict) and tool.get("type", "function") == "function"
+            and isinstance(function.get("name"), str) and function["name"]
+            and isinstance(function.get("parameters", {}), dict),
+            f"tools[{i}] must be {{type: 'function', function: {{name, parameters (an object)}}}}",
+        )
         names.append(function["name"])
     return names
 
@@ -120,54 +99,46 @@ def _tool_choice(choice: Any, names: list[str]) -> None:
     if choice is None or choice in ("auto", "none", "required"):
         return
     name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-    if not isinstance(name, str):
-        raise BadRequest(
-            "'tool_choice' must be 'auto', 'none', 'required' or "
-            "{type: 'function', function: {name}}"
-        )
-    if name not in names:
-        raise BadRequest(f"'tool_choice' names {name!r}, which is not among the offered tools")
+    _require(
+        isinstance(name, str),
+        "'tool_choice' must be 'auto', 'none', 'required' or {type: 'function', function: {name}}",
+    )
+    _require(name in names, f"'tool_choice' names {name!r}, which is not an offered tool")
 
 
 def _response_format(value: Any) -> None:
     if value is None:
         return
     kind = value.get("type") if isinstance(value, dict) else None
-    if kind not in _RESPONSE_FORMATS:
-        raise BadRequest(f"'response_format.type' must be one of {', '.join(_RESPONSE_FORMATS)}")
+    _require(kind in ("text", "json_object", "json_schema"),
+             "'response_format.type' must be text, json_object or json_schema")
     if kind == "json_schema":
         spec = value.get("json_schema")
-        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-            raise BadRequest("'response_format.json_schema.schema' must be a JSON schema object")
+        _require(isinstance(spec, dict) and isinstance(spec.get("schema"), dict),
+                 "'response_format.json_schema.schema' must be a JSON schema object")
 
 
 def check_chat(body: Any) -> str:
     """Check a chat body; returns the bare model name or raises :class:`BadRequest`."""
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
+    _require(isinstance(body, dict), "the request body must be a JSON object")
     model = model_name(body.get("model"))
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest("'messages' must be a non-empty list")
+    _require(isinstance(messages, list) and messages, "'messages' must be a non-empty list")
     for i, message in enumerate(messages):
         _message(i, message)
     _common(body)
     _tool_choice(body.get("tool_choice"), _tools(body))
     _response_format(body.get("response_format"))
-    if not isinstance(body.get("stream", False), bool):
-        raise BadRequest("'stream' must be a boolean")
+    _require(isinstance(body.get("stream", False), bool), "'stream' must be a boolean")
     return model
 
 
 def check_completion(body: Any) -> str:
     """Check a completion body; returns the bare model name or raises :class:`BadRequest`."""
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
+    _require(isinstance(body, dict), "the request body must be a JSON object")
     model = model_name(body.get("model"))
     prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt:
-        raise BadRequest("'prompt' must be a non-empty string")
-    if body.get("stream"):
-        raise BadRequest("completions do not stream; drop 'stream' or use chat")
+    _require(isinstance(prompt, str) and prompt, "'prompt' must be a non-empty string")
+    _require(not body.get("stream"), "completions do not stream; drop 'stream' or use chat")
     _common(body)
     return model
