@@ -1,62 +1,47 @@
 """Fixtures of the reliability suite: a fault proxy in front of the local gateway, a spy that
-counts payment signatures, and the time bound every faulty call must meet."""
+counts payment signatures, and clients with the suite's small timeouts."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
 from faultproxy import FaultProxy
-from opengradient_shared import LLM, TEE_LLM
-
-MODEL = TEE_LLM.GPT_4O
-MESSAGES = [{"role": "user", "content": "Tell me about fault tolerance."}]
-TIMEOUT = 0.6  # seconds per attempt: small, so that faults cost little wall time
-RETRIES = 2
-MARGIN = 2.5  # backoff between attempts plus scheduling slack
+from harness import RETRIES, TIMEOUT, SignSpy
+from opengradient_shared import LLM
 
 
-def bound(timeout: float = TIMEOUT, retries: int = RETRIES) -> float:
-    """The longest a call may take under any fault: every attempt times out, plus a margin."""
-    return timeout * (retries + 1) + MARGIN
+@pytest.fixture(scope="module")
+def gateway(tee_signing_key_pem: bytes) -> Iterator[Any]:
+    """One v1 gateway per test module (tests read counter and ledger deltas, and restore any
+    knob they turn)."""
+    from opengradient_shared.gateway import LocalGateway
+
+    with LocalGateway(signing_key_pem=tee_signing_key_pem) as gw:
+        yield gw
 
 
-@contextmanager
-def within(seconds: float) -> Iterator[None]:
-    """Assert the block returns or raises within ``seconds`` (a bound check on a fault; the
-    suite never asserts speed)."""
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        elapsed = time.monotonic() - started
-        assert elapsed <= seconds, f"took {elapsed:.2f} s, bound {seconds:.2f} s"
+@pytest.fixture(scope="module")
+def gateway_v2(tee_signing_key_pem: bytes) -> Iterator[Any]:
+    """One v2 gateway per test module."""
+    from opengradient_shared.gateway import LocalGateway
+
+    with LocalGateway(protocol="v2", signing_key_pem=tee_signing_key_pem) as gw:
+        yield gw
 
 
-def field(entry: Any, name: str) -> Any:
-    """A field of a ledger entry (a mapping or an object)."""
-    return entry[name] if isinstance(entry, Mapping) else getattr(entry, name)
+@pytest.fixture
+def set_price(gateway: Any) -> Iterator[Callable[[int], None]]:
+    """Change the v1 gateway's price for one test."""
+    original = gateway.price
 
+    def set_to(price: int) -> None:
+        gateway.price = price
 
-def settled_nonces(gateway: Any) -> list[str]:
-    """The nonces of every settlement in the gateway's ledger, in order."""
-    return [str(field(e, "nonce")) for e in gateway.ledger.entries]
-
-
-class SignSpy:
-    """Counts EIP-712 signatures made with an account (wraps its ``sign_typed_data``)."""
-
-    def __init__(self, account: LocalAccount) -> None:
-        self.calls = 0
-        self._inner = account.sign_typed_data
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self._inner(*args, **kwargs)
+    yield set_to
+    gateway.price = original
 
 
 @pytest.fixture

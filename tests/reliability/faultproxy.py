@@ -56,7 +56,8 @@ class Fault:
     (send half of the gateway's body, then close), ``cut_stream`` (pass ``after`` SSE events,
     then close abruptly, or cleanly when ``clean``), ``stall_stream`` (pass ``after`` events,
     then stall), ``rewrite`` (apply ``rewrite`` to the JSON body or to every SSE JSON event, and
-    ``rewrite_headers`` to the response headers).
+    ``rewrite_headers`` to the response headers; ``rewrite`` makes a fresh rewriting function
+    per answer, so a Fault value can be scripted again).
 
     With ``upstream=True`` the request is first forwarded to the gateway (which may settle
     its payment) and the fault then replaces the gateway's answer. ``strip_payment`` removes
@@ -69,9 +70,10 @@ class Fault:
     code: int = 500
     headers: tuple[tuple[str, str], ...] = ()
     after: int = 1
+    interval: float = 0.0
     clean: bool = False
     strip_payment: bool = False
-    rewrite: JsonRewrite | None = None
+    rewrite: Callable[[], JsonRewrite] | None = None
     rewrite_headers: HeaderRewrite | None = None
 
 
@@ -128,14 +130,22 @@ def stall_stream(after: int = 2, seconds: float = 5.0) -> Fault:
     return Fault("stall_stream", upstream=True, after=after, seconds=seconds)
 
 
+def drip(interval: float, seconds: float = 8.0) -> Fault:
+    """Forward, then send the gateway's whole answer one byte every ``interval`` seconds (a
+    server that is never silent for a full read timeout, yet never finishes), for at most
+    ``seconds``, then close."""
+    return Fault("drip", upstream=True, after=0, seconds=seconds, interval=interval)
+
+
 def strip_payment() -> Fault:
     """Forward without payment or session headers: the gateway answers its real 402."""
     return Fault("pass", upstream=True, strip_payment=True)
 
 
 def rewrite(fn: JsonRewrite, *, headers: HeaderRewrite | None = None) -> Fault:
-    """Forward, then rewrite the gateway's JSON answer (or each SSE JSON event)."""
-    return Fault("rewrite", upstream=True, rewrite=fn, rewrite_headers=headers)
+    """Forward, then rewrite the gateway's JSON answer (or each SSE JSON event) with the
+    stateless ``fn``."""
+    return Fault("rewrite", upstream=True, rewrite=lambda: fn, rewrite_headers=headers)
 
 
 # ---- rewrites ---------------------------------------------------------------------------
@@ -156,25 +166,24 @@ def _flip(text: str) -> str:
 
 def tamper_content() -> Fault:
     """Change one character of the answer's content (the first content delta of a stream)."""
-    done = threading.Event()
 
-    def fn(obj: dict[str, Any]) -> dict[str, Any]:
-        if done.is_set():
+    def fresh() -> JsonRewrite:  # one state per answer, so the Fault value can be reused
+        done = False
+
+        def fn(obj: dict[str, Any]) -> dict[str, Any]:
+            nonlocal done
+            for choice in [] if done else obj.get("choices") or []:
+                for part in (choice.get("message"), choice.get("delta"), choice):
+                    key = "text" if part is choice else "content"
+                    if isinstance(part, dict) and part.get(key):
+                        part[key] = _flip(part[key])
+                        done = True
+                        return obj
             return obj
-        for choice in obj.get("choices") or []:
-            for key in ("message", "delta"):
-                part = choice.get(key)
-                if isinstance(part, dict) and part.get("content"):
-                    part["content"] = _flip(part["content"])
-                    done.set()
-                    return obj
-            if choice.get("text"):
-                choice["text"] = _flip(choice["text"])
-                done.set()
-                return obj
-        return obj
 
-    return rewrite(fn)
+        return fn
+
+    return Fault("rewrite", upstream=True, rewrite=fresh)
 
 
 def swap_signature(signature: str) -> Fault:
@@ -206,7 +215,7 @@ def rewrite_challenge(**changes: Any) -> Fault:
         return hdrs
 
     return Fault(
-        "rewrite", upstream=True, strip_payment=True, rewrite=patch, rewrite_headers=headers
+        "rewrite", upstream=True, strip_payment=True, rewrite=lambda: patch, rewrite_headers=headers
     )
 
 
@@ -306,10 +315,12 @@ class FaultProxy:
         self._listener.close()
         with self._lock:
             conns = list(self._conns)
-        for conn in conns:
+        for conn in conns:  # shutdown wakes a thread blocked reading it; close alone does not
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
             _quiet_close(conn)
         for thread in list(self._threads):
-            thread.join(timeout=2)
+            thread.join(timeout=1)
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -369,7 +380,8 @@ class FaultProxy:
             seen.status = response.status
         try:
             if fault.kind in ("pass", "rewrite"):
-                self._relay(conn, response, fault.rewrite, fault.rewrite_headers)
+                fn = fault.rewrite() if fault.rewrite else None
+                self._relay(conn, response, fn, fault.rewrite_headers)
                 return request.keep_alive
             if fault.kind == "cut_body":
                 body = response.read()
@@ -386,6 +398,11 @@ class FaultProxy:
                     self._stall(conn, fault.seconds)
                 elif fault.clean:
                     conn.sendall(b"0\r\n\r\n")
+                return False
+            if fault.kind == "drip":
+                body = response.read()
+                _send_head(conn, response, length=len(body), sink=(head := bytearray()))
+                self._drip(conn, bytes(head) + body, fault.interval, fault.seconds)
                 return False
             response.read()  # the gateway finished (and settled); now the fault
             return self._inject(conn, fault)
@@ -431,6 +448,13 @@ class FaultProxy:
             readable, _, _ = select.select([conn], [], [], 0.05)
             if readable and not conn.recv(4096):
                 return
+
+    def _drip(self, conn: socket.socket, data: bytes, interval: float, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for i in range(len(data)):
+            if self._stop.wait(interval) or time.monotonic() > deadline:
+                return
+            conn.sendall(data[i : i + 1])
 
     def _forward(
         self, request: _Request, *, strip: bool
@@ -511,12 +535,18 @@ def _send_head(
     length: int | None = None,
     chunked: bool = False,
     headers: dict[str, str] | None = None,
+    sink: bytearray | None = None,
 ) -> None:
+    """Send (or, with ``sink``, collect) the status line and headers of ``response``."""
     items = headers if headers is not None else dict(response.getheaders())
     lines = [f"HTTP/1.1 {response.status} {response.reason}"]
     lines += [f"{k}: {v}" for k, v in items.items() if k.lower() not in _HOP_BY_HOP]
     lines.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}")
-    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if sink is not None:
+        sink.extend(head)
+    else:
+        conn.sendall(head)
 
 
 def _send_chunk(conn: socket.socket, data: bytes) -> None:

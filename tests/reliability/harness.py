@@ -1,0 +1,57 @@
+"""Shared helpers of the reliability suite: the call used everywhere, the small timeouts, the
+time bound every faulty call must meet, the ledger view and a spy that counts signatures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from opengradient_shared import TEE_LLM
+
+MODEL = TEE_LLM.GPT_4O
+MESSAGES = [{"role": "user", "content": "Tell me about fault tolerance."}]
+TIMEOUT = 0.5  # seconds per attempt: small, so that faults cost little wall time
+RETRIES = 2
+MARGIN = 2.0  # backoff between attempts (at most 0.15 s here) plus scheduling slack
+
+
+def bound(timeout: float = TIMEOUT, retries: int = RETRIES) -> float:
+    """The longest a call may take under any fault: every attempt times out, plus a margin."""
+    return timeout * (retries + 1) + MARGIN
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Assert the block returns or raises within ``seconds`` (a bound check on a fault; the
+    suite never asserts speed)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        elapsed = time.monotonic() - started
+        assert elapsed <= seconds, f"took {elapsed:.2f} s, bound {seconds:.2f} s"
+
+
+def field(entry: Any, name: str) -> Any:
+    """A field of a ledger entry (a mapping or an object)."""
+    return entry[name] if isinstance(entry, Mapping) else getattr(entry, name)
+
+
+def settled_nonces(gateway: Any) -> list[str]:
+    """The nonces of every settlement in the gateway's ledger, in order."""
+    return [str(field(e, "nonce")) for e in gateway.ledger.entries]
+
+
+class SignSpy:
+    """Counts EIP-712 signatures made with an account (wraps its ``sign_typed_data``)."""
+
+    def __init__(self, account: LocalAccount) -> None:
+        self.calls = 0
+        self._inner = account.sign_typed_data
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self._inner(*args, **kwargs)
