@@ -133,6 +133,49 @@ def test_closed_port_is_a_network_error_and_nothing_is_signed(make_llm: Any, spy
     assert spy.calls == 0
 
 
+def test_retry_after_longer_than_allowed_is_not_waited_for(
+    gateway: Any, proxy: FaultProxy, make_llm: Any
+) -> None:
+    """A 429 asking to come back in an hour ends the call now instead of holding it."""
+    llm = make_llm(proxy.url)
+    _warm(llm)
+    call = _Call(gateway, proxy)
+    proxy.script(fp.status(429, retry_after="3600"))
+    with within(bound()), pytest.raises(ServerError) as caught:
+        llm.chat(MODEL, MESSAGES)
+    assert caught.value.status_code == 429
+    assert len(call.tries) == 1
+    assert call.new_settlements == []
+
+
+def test_v2_transient_fault_rides_the_same_session(
+    gateway_v2: Any, proxy_v2: FaultProxy, make_llm: Any, spy: Any
+) -> None:
+    llm = make_llm(proxy_v2.url)
+    _warm(llm)  # pays a permit and opens a session
+    sessions = len(settled_nonces(gateway_v2))
+    seen = len(proxy_v2.seen)
+    proxy_v2.script(fp.status(503), fp.reset())
+    with within(bound()):
+        out = llm.chat(MODEL, MESSAGES)
+    assert out.tee_proof is not None and out.tee_proof.verified
+    assert spy.calls == 1  # no new permit: every try rode the session
+    assert len(settled_nonces(gateway_v2)) == sessions
+    tries = proxy_v2.seen[seen:]
+    assert len({t.headers.get("x-upto-session") for t in tries}) == 1
+    assert all(t.payment_nonce() is None for t in tries)
+
+
+def test_completion_with_altered_text_raises(
+    gateway: Any, proxy: FaultProxy, make_llm: Any
+) -> None:
+    llm = make_llm(proxy.url)
+    llm.completion(MODEL, "Once upon a time")
+    proxy.script(fp.tamper_content())
+    with within(bound()), pytest.raises(VerificationError):
+        llm.completion(MODEL, "Once upon a time")
+
+
 # ---- faults the transport must not retry ---------------------------------------------------
 
 
