@@ -6,6 +6,7 @@ deterministic built-in model. ``with LocalGateway() as gw:`` serves it at ``gw.u
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from .app import Gateway
@@ -45,26 +46,16 @@ class LocalGateway(Gateway):
         return self.base_url
 
     @property
-    def public_key_pem(self) -> str:
-        """The TEE public key (PEM) that signs every answer, as ``GET /signing-key`` serves it."""
-        return self.signer.public_key_pem
-
-    @property
-    def signing_key_pem(self) -> str:  # type: ignore[override]
-        """The same public PEM, by the name of ``GET /signing-key`` (never the private key)."""
-        return self.signer.public_key_pem
-
-    @property
-    def tee_id(self) -> str:
-        """``0x`` + Keccak-256 of the public key's DER."""
-        return self.signer.tee_id
+    def signing_key_pem(self) -> str:
+        """The public PEM served at ``/signing-key`` (the name the issue uses; the private
+        key given as the ``signing_key_pem`` argument is never exposed)."""
+        return self.public_key_pem
 
     def start(self) -> LocalGateway:
         """Bind and serve in a daemon thread."""
         if self._server is None:
             self._server = GatewayServer(self._address, self)
-            host, port = self._server.server_address[:2]
-            self.base_url = f"http://{host}:{port}"
+            self.base_url = f"http://{self._address[0]}:{self._server.server_port}"
             serve = self._server.serve_forever
             self._thread = threading.Thread(target=serve, args=(0.05,), daemon=True)
             self._thread.start()
@@ -76,7 +67,7 @@ class LocalGateway(Gateway):
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-            self.end_sessions(everything=True)
+            self.ledger.end_sessions(time.time(), 0.0, everything=True)
 
     def wait(self) -> None:
         """Block until the serving thread ends (the CLI: until interrupted)."""

@@ -28,7 +28,6 @@ from ..x402.encoding import encode_header
 from ..x402.networks import OPG_BASE_ADDRESS, lookup_network
 from . import model, payments, responses
 from .ledger import Ledger, Settlement
-from .sessions import Session, Sessions
 from .signer import TeeSigner
 from .validate import BadRequest, check_chat, check_completion
 
@@ -48,15 +47,6 @@ class Reply:
     events: list[dict[str, Any]] | None = None
 
 
-@dataclass
-class _Paid:
-    """What paid for one request: a settled nonce (v1) or a session (v2)."""
-
-    headers: dict[str, str]
-    session: Session | None = None
-    nonce: str | None = None
-
-
 def _error(status: int, message: str) -> Reply:
     return Reply(status, {"error": message})
 
@@ -70,6 +60,7 @@ def _per_model(price: int | Mapping[str, int], model_name: str, default: int) ->
 
 
 def _transaction(header: str) -> str:
+    """A deterministic stand-in for an on-chain transaction hash."""
     return "0x" + keccak(header.encode()).hex()
 
 
@@ -114,8 +105,8 @@ class Gateway:
         self.network = known.name if v1 else known.caip2
         self.asset = self.asset or (known.default_asset if v1 else OPG_BASE_ADDRESS)
         self.signer = TeeSigner(signing_key_pem)
+        self.tee_id, self.public_key_pem = self.signer.tee_id, self.signer.public_key_pem
         self.ledger = Ledger(ledger_path)
-        self.sessions = Sessions()
         self.base_url = ""
         self._count_lock = threading.Lock()
         self._count = 0
@@ -154,41 +145,40 @@ class Gateway:
             settlement = _settlement(headers.get(SETTLEMENT_HEADER))
         except BadRequest as exc:
             return _error(400, str(exc))
-        pay = self._pay_exact if self.protocol == "v1" else self._pay_upto
-        paid = pay(path, headers, model_name, settlement)
-        return paid if isinstance(paid, Reply) else self._answer(path, body, model_name, paid)
-
-    def _answer(self, path: str, body: dict[str, Any], model_name: str, paid: _Paid) -> Reply:
+        # the model is pure and cheap: run it first, so a session can be metered atomically
         completion = path == COMPLETION_PATH
         answer = model.complete(body) if completion else model.chat(body)
-        proof = self.signer.proof_fields(tee.request_hash(body, completion=completion),
-                                         tee.output_hash(answer.content, answer.tool_calls))
-        headers = dict(paid.headers)
-        if paid.session is not None:
+        if self.protocol == "v1":
+            paid = self._pay_exact(path, headers, model_name, settlement)
+        else:
             tokens = answer.prompt_tokens + answer.completion_tokens
             cost = tokens * _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
-            used, spent = self.sessions.charge(paid.session, cost)
-            self.ledger.update_session(paid.session.id, used, closed=spent)
-        if paid.nonce is not None:
-            digest = keccak((proof["tee_request_hash"] + paid.nonce).encode()).hex()
-            headers["x-processing-hash"] = "0x" + digest
+            paid = self._pay_upto(path, headers, settlement, cost)
+        if isinstance(paid, Reply):
+            return paid
+        request_hash = tee.request_hash(body, completion=completion)
+        proof = self.signer.proof_fields(
+            request_hash, tee.output_hash(answer.content, answer.tool_calls)
+        )
+        if exact.RECEIPT_HEADER in paid:  # generation 1 also names the processing
+            paid["x-processing-hash"] = _transaction(request_hash + paid.pop("nonce"))
         if completion:
-            return Reply(200, responses.completion_body(model_name, answer, proof), headers)
+            return Reply(200, responses.completion_body(model_name, answer, proof), paid)
         if body.get("stream"):
-            return Reply(200, {}, headers, responses.stream_events(model_name, answer, proof))
-        return Reply(200, responses.chat_body(model_name, answer, proof), headers)
+            return Reply(200, {}, paid, responses.stream_events(model_name, answer, proof))
+        return Reply(200, responses.chat_body(model_name, answer, proof), paid)
 
-    def _settle(self, header: str, nonce: str, payer: str, amount: int, **rest: Any) -> str | None:
+    def _settle(self, header: str, paid: payments.VerifiedPayment, **rest: Any) -> str | None:
         """Record a settlement in the ledger; returns a refusal reason or None."""
         entry = Settlement(
-            payer=payer, amount=amount, nonce=nonce, network=str(self.network),
-            asset=str(self.asset), pay_to=self.pay_to, timestamp=int(time.time()),
+            payer=paid.payer, nonce=paid.nonce, expires_at=paid.expires_at, pay_to=self.pay_to,
+            network=str(self.network), asset=str(self.asset), timestamp=int(time.time()),
             transaction=_transaction(header), **rest,
         )
         return self.ledger.settle(entry, self.balances)
 
     def _pay_exact(self, path: str, headers: Mapping[str, str], model_name: str,
-                   settlement: str) -> _Paid | Reply:
+                   settlement: str) -> dict[str, str] | Reply:
         price = _per_model(self.price, model_name, DEFAULT_PRICE)
         requirement = payments.exact_requirement(
             str(self.network), str(self.asset), self.pay_to, price, self.base_url, path
@@ -204,58 +194,48 @@ class Gateway:
             paid = payments.verify_exact(header, requirement, int(time.time()))
         except payments.PaymentInvalid as exc:
             return refuse(exc.reason)
-        reason = self._settle(header, paid.nonce, paid.payer, paid.amount, path=path,
-                              scheme=exact.SCHEME, settlement_type=settlement)
+        reason = self._settle(header, paid, amount=paid.amount, path=path, scheme=exact.SCHEME,
+                              settlement_type=settlement)
         if reason:
             return refuse(reason)
         receipt = {"success": True, "transaction": _transaction(header), "network": self.network,
                    "payer": paid.payer}
-        return _Paid({exact.RECEIPT_HEADER: encode_header(receipt)}, nonce=paid.nonce)
+        return {exact.RECEIPT_HEADER: encode_header(receipt), "nonce": paid.nonce}
 
     def upto_requirement(self) -> dict[str, Any]:
         """The v2 ``accepts`` entry this gateway asks for now."""
         return payments.upto_requirement(str(self.network), str(self.asset), self.pay_to,
                                          self.session_cap, self.facilitator)
 
-    def end_sessions(self, *, everything: bool = False) -> None:
-        """Settle the sessions that are over (all of them with ``everything``) for good."""
-        for session in self.sessions.end(time.time(), self.session_idle_timeout,
-                                         everything=everything):
-            self.ledger.update_session(session.id, session.used, closed=True)
-
-    def _pay_upto(self, path: str, headers: Mapping[str, str], model_name: str,
-                  settlement: str) -> _Paid | Reply:
-        self.end_sessions()
+    def _pay_upto(self, path: str, headers: Mapping[str, str], settlement: str, cost: int
+                  ) -> dict[str, str] | Reply:
+        """Open a session with a permit, or meter ``cost`` on the session named."""
         requirement = self.upto_requirement()
 
         def challenge(reason: str | None = None) -> Reply:
+            resource = {"url": self.base_url + path, "description": payments.DESCRIPTIONS[path],
+                        "mimeType": "application/json"}
             required = {"x402Version": 2, "error": reason or "Payment required",
-                        "resource": {"url": self.base_url + path,
-                                     "description": payments.DESCRIPTIONS[path],
-                                     "mimeType": "application/json"},
-                        "accepts": [requirement]}
+                        "resource": resource, "accepts": [requirement]}
             body = {"error": reason} if reason else {}
             return Reply(402, body, {PAYMENT_REQUIRED_HEADER: encode_header(required)})
 
         signature = headers.get(upto.HEADER.lower())
         session_id = headers.get(upto.SESSION_HEADER.lower())
-        if signature is None and session_id is not None:
-            now, idle = time.time(), self.session_idle_timeout
-            session = self.sessions.use(session_id, path, now, idle)
-            if session is None:
-                return _error(402, SESSION_EXHAUSTED)
-            return _Paid({upto.SESSION_HEADER: session.id}, session)
         if signature is None:
-            return challenge()
-        try:
-            paid = payments.verify_upto(signature, requirement, int(time.time()))
-        except payments.PaymentInvalid as exc:
-            return challenge(exc.reason)
-        session = Session(str(uuid.uuid4()), path, paid.amount, paid.expires_at, time.time())
-        reason = self._settle(signature, paid.nonce, paid.payer, 0, path=path, cap=paid.amount,
-                              scheme=upto.SCHEME, settlement_type=settlement,
-                              session_id=session.id, closed=False)
-        if reason:
-            return challenge(reason)
-        self.sessions.open(session)
-        return _Paid({upto.SESSION_HEADER: session.id}, session)
+            if session_id is None:
+                return challenge()
+        else:
+            try:
+                paid = payments.verify_upto(signature, requirement, int(time.time()))
+            except payments.PaymentInvalid as exc:
+                return challenge(exc.reason)
+            session_id = str(uuid.uuid4())
+            reason = self._settle(signature, paid, amount=0, path=path, cap=paid.amount,
+                                  scheme=upto.SCHEME, settlement_type=settlement,
+                                  session_id=session_id, closed=False)
+            if reason:
+                return challenge(reason)
+        if not self.ledger.charge(session_id, path, cost, time.time(), self.session_idle_timeout):
+            return _error(402, SESSION_EXHAUSTED)
+        return {upto.SESSION_HEADER: session_id}

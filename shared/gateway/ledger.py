@@ -1,8 +1,10 @@
-"""The gateway's settlement ledger: one entry per settled payment or upto session (thread-safe).
+"""The gateway's ledger (thread-safe): one entry per settled payment or upto session, and the
+metering of open sessions.
 
 "Settle at most once" is enforced here: :meth:`Ledger.settle` checks the nonce and the payer's
 funds and records the entry under one lock, so two requests carrying one payment never both
-settle.
+settle. A generation-2 session is one entry whose ``amount`` grows with use up to its ``cap``;
+it is over when spent, idle too long or past its permit's deadline.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 class Settlement:
     """One settled payment (x402 v1 ``exact``) or one upto session (x402 v2).
 
-    ``amount`` is in the asset's base units: the price paid, or what a session has used so
-    far (never above ``cap``). ``closed`` is False while a session is open.
+    ``amount`` is in the asset's base units: the price paid, or what a session has used so far
+    (never above ``cap``). ``closed`` is False while a session is open; ``expires_at`` is the
+    payment's last valid second (a session's deadline).
     """
 
     payer: str
@@ -33,6 +36,7 @@ class Settlement:
     path: str
     transaction: str
     timestamp: int
+    expires_at: int
     session_id: str | None = None
     cap: int | None = None
     closed: bool = True
@@ -45,6 +49,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._entries: list[Settlement] = []
         self._nonces: set[tuple[str, str]] = set()
+        self._last_used: dict[str, float] = {}
         self._path = Path(path) if path else None
 
     @property
@@ -57,34 +62,50 @@ class Ledger:
         """Record ``entry`` unless its nonce was used or the payer cannot cover it; returns
         None when recorded, else the reason. ``balances``: ``{address: funds}`` or None
         (unlimited; unlisted payers have nothing). A session must be covered up to its cap."""
-        key = (entry.scheme, entry.nonce.lower())
-        funds = None
-        if balances is not None:
-            funds = {a.lower(): int(v) for a, v in balances.items()}.get(entry.payer.lower(), 0)
+        payer = entry.payer.lower()
+        funds = {a.lower(): v for a, v in (balances or {}).items()}.get(payer, 0)
         with self._lock:
-            if key in self._nonces:
+            if (entry.scheme, entry.nonce.lower()) in self._nonces:
                 return "nonce_already_used"
-            spent = sum(e.amount for e in self._entries if e.payer.lower() == entry.payer.lower())
-            if funds is not None and spent + (entry.cap or entry.amount) > funds:
+            spent = sum(e.amount for e in self._entries if e.payer.lower() == payer)
+            if balances is not None and spent + (entry.cap or entry.amount) > int(funds):
                 return "insufficient_funds"
-            self._nonces.add(key)
+            self._nonces.add((entry.scheme, entry.nonce.lower()))
             self._entries.append(entry)
+            if entry.session_id:
+                self._last_used[entry.session_id] = entry.timestamp
         if entry.closed:
             self._append(entry)
         return None
 
-    def update_session(self, session_id: str, amount: int, *, closed: bool = False) -> None:
-        """Set an open session's used amount (clamped to its cap); close it if asked."""
+    def charge(self, session_id: str, path: str, cost: int, now: float, idle: float) -> bool:
+        """Meter ``cost`` on the open session ``session_id`` of route ``path`` (clamped to the
+        cap); False when there is no such usable session."""
+        self.end_sessions(now, idle)
         with self._lock:
-            for i, entry in enumerate(self._entries):
-                if entry.session_id == session_id and not entry.closed:
-                    cap = amount if entry.cap is None else entry.cap
-                    self._entries[i] = final = replace(entry, amount=min(amount, cap), closed=closed)
-                    break
-            else:
-                return
-        if closed:
-            self._append(final)
+            at = next((i for i, e in enumerate(self._entries)
+                       if e.session_id == session_id and not e.closed and e.path == path), None)
+            if at is None:
+                return False
+            entry = self._entries[at]
+            cap = entry.cap or 0
+            self._entries[at] = replace(entry, amount=min(cap, entry.amount + cost))
+            self._last_used[session_id] = now
+        return True
+
+    def end_sessions(self, now: float, idle: float, *, everything: bool = False) -> None:
+        """Close the sessions that are over (all open ones with ``everything``)."""
+        with self._lock:
+            done = []
+            for i, e in enumerate(self._entries):
+                over = e.amount >= (e.cap or 0) or now > e.expires_at
+                if e.session_id and not e.closed and (
+                    everything or over or now - self._last_used[e.session_id] > idle
+                ):
+                    self._entries[i] = replace(e, closed=True)
+                    done.append(self._entries[i])
+        for entry in done:
+            self._append(entry)
 
     def _append(self, entry: Settlement) -> None:
         if self._path is not None:

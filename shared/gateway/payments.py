@@ -92,6 +92,13 @@ def _int(data: Mapping[str, Any], key: str, where: str) -> int:
         raise PaymentInvalid(f"invalid_payload: {where}.{key} is missing or not a number") from None
 
 
+def _object(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, dict):
+        raise PaymentInvalid(f"invalid_payload: '{key}' is missing or not an object")
+    return value
+
+
 def _same(a: Any, b: str) -> bool:
     return isinstance(a, str) and a.lower() == b.lower()
 
@@ -107,7 +114,7 @@ def _check(payload: dict[str, Any], entry: Mapping[str, Any], signed_from: Any,
     _require(now <= valid_until, f"expired: valid until {valid_until}, now {now}")
     scheme = exact if payload["x402Version"] == 1 else upto
     try:
-        signer = scheme.recover_payer(payload, _requirement(entry, payload["x402Version"]))
+        signer: str = scheme.recover_payer(payload, _requirement(entry, payload["x402Version"]))
     except Exception:  # noqa: BLE001 - any garbled signature is simply invalid
         raise PaymentInvalid("invalid_signature: the signature cannot be recovered") from None
     _require(_same(signer, signed_from), "invalid_signature: it does not recover to 'from'")
@@ -118,9 +125,9 @@ def verify_exact(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPaym
     """Check an ``X-PAYMENT`` header against the v1 requirement ``entry``."""
     payload = _decode(value, exact.X402_VERSION)
     _require(payload.get("scheme") == "exact", f"unsupported_scheme: {payload.get('scheme')!r}")
-    inner = payload.get("payload")
-    auth = inner.get("authorization") if isinstance(inner, dict) else None
-    _require(isinstance(auth, dict) and isinstance(inner.get("signature"), str)
+    inner = _object(payload, "payload")
+    auth = _object(inner, "authorization")
+    _require(isinstance(inner.get("signature"), str)
              and all(isinstance(auth.get(k), str) for k in ("from", "to", "nonce")),
              "invalid_payload: payload.signature and authorization {from, to, nonce} required")
     _require(_NONCE32.match(auth["nonce"]), "invalid_payload: the nonce is not 32 hex bytes")
@@ -143,17 +150,15 @@ def verify_upto(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPayme
         str(accepted.get(k, "")).lower() == str(entry[k]).lower()
         for k in ("scheme", "network", "asset", "amount", "payTo")),
         "requirement_mismatch: 'accepted' is not this gateway's requirement")
-    inner = payload.get("payload")
-    permit = inner.get("permit2Authorization") if isinstance(inner, dict) else None
-    _require(isinstance(permit, dict) and isinstance(inner.get("signature"), str)
-             and isinstance(permit.get("permitted"), dict)
-             and isinstance(permit.get("witness"), dict),
-             "invalid_payload: permit2Authorization {permitted, witness} and signature required")
-    permitted, witness = permit["permitted"], permit["witness"]
+    inner = _object(payload, "payload")
+    permit = _object(inner, "permit2Authorization")
+    permitted, witness = _object(permit, "permitted"), _object(permit, "witness")
+    _require(isinstance(inner.get("signature"), str), "invalid_payload: no signature")
+    facilitator = entry["extra"]["facilitatorAddress"]
     terms = [(permitted.get("token"), entry["asset"], "wrong_token"),
              (permit.get("spender"), UPTO_PROXY_ADDRESS, "wrong_spender"),
              (witness.get("to"), entry["payTo"], "wrong_recipient"),
-             (witness.get("facilitator"), entry["extra"]["facilitatorAddress"], "wrong_facilitator"),
+             (witness.get("facilitator"), facilitator, "wrong_facilitator"),
              (_int(permitted, "amount", "permitted"), int(entry["amount"]), "amount_mismatch")]
     nonce = _int(permit, "nonce", "permit2Authorization")
     deadline = _int(permit, "deadline", "permit2Authorization")

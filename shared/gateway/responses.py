@@ -11,84 +11,53 @@ from .model import Answer
 
 
 def _usage(answer: Answer) -> dict[str, int]:
-    return {
-        "prompt_tokens": answer.prompt_tokens,
-        "completion_tokens": answer.completion_tokens,
-        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
-    }
+    total = answer.prompt_tokens + answer.completion_tokens
+    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+            "total_tokens": total}
 
 
-def message_of(answer: Answer) -> dict[str, Any]:
-    """The assistant message: content ("" with tool calls) and ``tool_calls`` when any."""
-    message: dict[str, Any] = {"role": "assistant", "content": answer.content}
-    if answer.tool_calls:
-        message["tool_calls"] = answer.tool_calls
-    return message
+def _envelope(kind: str, model: str, choice: dict[str, Any], answer: Answer,
+              proof: dict[str, Any]) -> dict[str, Any]:
+    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
+    return {"id": f"{prefix}-{uuid.uuid4()}", "object": kind, "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, **choice,
+                                         "finish_reason": answer.finish_reason}],
+            "usage": _usage(answer), **proof}
 
 
 def chat_body(model: str, answer: Answer, proof: dict[str, Any]) -> dict[str, Any]:
-    """A ``chat.completion`` object."""
-    return {
-        "id": f"chatcmpl-{uuid.uuid4()}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {"index": 0, "message": message_of(answer), "finish_reason": answer.finish_reason}
-        ],
-        "usage": _usage(answer),
-        **proof,
-    }
+    """A ``chat.completion``: content ("" with tool calls) and ``tool_calls`` when any."""
+    message: dict[str, Any] = {"role": "assistant", "content": answer.content}
+    if answer.tool_calls:
+        message["tool_calls"] = answer.tool_calls
+    return _envelope("chat.completion", model, {"message": message}, answer, proof)
 
 
 def completion_body(model: str, answer: Answer, proof: dict[str, Any]) -> dict[str, Any]:
-    """A ``text_completion`` object."""
-    return {
-        "id": f"cmpl-{uuid.uuid4()}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "text": answer.content, "finish_reason": answer.finish_reason}],
-        "usage": _usage(answer),
-        **proof,
-    }
-
-
-def _pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+    """A ``text_completion``."""
+    return _envelope("text_completion", model, {"text": answer.content}, answer, proof)
 
 
 def _chunk(model: str, delta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "choices": [{"delta": {**delta, "role": "assistant"}, "index": 0, "finish_reason": None}],
-        "model": model,
-    }
+    delta = {**delta, "role": "assistant"}
+    return {"choices": [{"delta": delta, "index": 0, "finish_reason": None}], "model": model}
 
 
 def stream_events(model: str, answer: Answer, proof: dict[str, Any]) -> list[dict[str, Any]]:
-    """The SSE ``data:`` objects of a streamed answer: text word by word, each tool call's
+    """The SSE ``data:`` objects of a streamed answer: the text word by word, each tool call's
     arguments in pieces (``index``, ``id``, ``type``, ``function.name`` on the first piece),
     then the final chunk with ``finish_reason``, the TEE fields and ``usage``."""
     words = re.findall(r"\s*\S+(?:\s+$)?", answer.content)
-    if "".join(words) != answer.content:
-        words = [answer.content]
-    events = [_chunk(model, {"content": word}) for word in words if word]
+    events = [_chunk(model, {"content": w}) for w in words or [answer.content] if w]
     for index, call in enumerate(answer.tool_calls):
-        function = call["function"]
-        for n, piece in enumerate(_pieces(function["arguments"], 12)):
-            entry: dict[str, Any] = {"index": index, "function": {"arguments": piece}}
-            if n == 0:
-                entry = {
-                    "index": index,
-                    "id": call["id"],
-                    "type": "function",
-                    "function": {"name": function["name"], "arguments": piece},
-                }
-            events.append(_chunk(model, {"tool_calls": [entry]}))
-    final = {
-        "choices": [{"delta": {}, "index": 0, "finish_reason": answer.finish_reason}],
-        "model": model,
-        **proof,
-        "usage": _usage(answer),
-    }
+        arguments = call["function"]["arguments"]
+        for start in range(0, max(len(arguments), 1), 12):
+            text = arguments[start : start + 12]
+            piece: dict[str, Any] = {"index": index, "function": {"arguments": text}}
+            if start == 0:
+                piece.update(id=call["id"], type="function")
+                piece["function"]["name"] = call["function"]["name"]
+            events.append(_chunk(model, {"tool_calls": [piece]}))
+    final = {"choices": [{"delta": {}, "index": 0, "finish_reason": answer.finish_reason}],
+             "model": model, **proof, "usage": _usage(answer)}
     return [*events, final]

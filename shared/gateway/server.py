@@ -38,8 +38,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
-        self.timeout = self.server.gateway.socket_timeout
         super().setup()
+        self.connection.settimeout(self.server.gateway.socket_timeout)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Quiet: tests and demos read stdout."""
@@ -89,38 +89,32 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send(self, reply: Reply) -> None:
-        if reply.events is not None:
-            self._send_events(reply)
-            return
+        """JSON with a Content-Length; or SSE frames (``data: <json>``, blank line, and a final
+        ``data: [DONE]``), chunked on HTTP/1.1 so the connection stays open."""
+        stream = reply.events is not None
+        chunked = stream and self.request_version == "HTTP/1.1"
         data = json.dumps(reply.body).encode("utf-8")
+        self.close_connection = self.close_connection or (stream and not chunked)
         self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
         for name, value in reply.headers.items():
             self.send_header(name, value)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        elif not stream:
+            self.send_header("Content-Length", str(len(data)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
-
-    def _send_events(self, reply: Reply) -> None:
-        """SSE frames ``data: <json>`` + blank line, then ``data: [DONE]``; chunked on
-        HTTP/1.1 (so the connection stays open), else closed at the end."""
-        chunked = self.request_version == "HTTP/1.1"
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Connection", "close")))
-        self.close_connection = self.close_connection or not chunked
-        self.end_headers()
+        if not stream:
+            self.wfile.write(data)
+            return
         frames = [f"data: {json.dumps(event)}\n\n" for event in reply.events or []]
         for i, frame in enumerate([*frames, "data: [DONE]\n\n"]):
             if i and self.server.gateway.chunk_delay > 0:
                 time.sleep(self.server.gateway.chunk_delay)
-            data = frame.encode("utf-8")
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            raw = frame.encode("utf-8")
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw) if chunked else raw)
             self.wfile.flush()
         if chunked:
             self.wfile.write(b"0\r\n\r\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -15,57 +14,39 @@ from .. import tee
 def generate_key_pem() -> bytes:
     """A fresh RSA-2048 private key as unencrypted PKCS#8 PEM."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 class TeeSigner:
-    """An RSA key standing in for an enclave's; ``private_key_pem`` None generates one."""
+    """An RSA key standing in for an enclave's (``private_key_pem`` None: a fresh one)."""
 
     def __init__(self, private_key_pem: bytes | str | None = None) -> None:
         pem = private_key_pem or generate_key_pem()
-        data = pem.encode("ascii") if isinstance(pem, str) else pem
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(
+            pem.encode("ascii") if isinstance(pem, str) else pem, password=None
+        )
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("the TEE signing key must be an RSA private key")
         self._key = key
-        self.public_key_pem = (
-            key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode("ascii")
-        )
-        self.tee_id = tee.tee_id_of(key.public_key())
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> TeeSigner:
-        """Load the private key from a PEM file."""
-        return cls(Path(path).read_bytes())
+        public = key.public_key()
+        self.public_key_pem = public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
+        self.tee_id = tee.tee_id_of(public)
 
     def __repr__(self) -> str:
         return f"TeeSigner(tee_id={self.tee_id!r})"
 
     def proof_fields(self, request_hash: str, output_hash: str) -> dict[str, Any]:
         """The ``tee_*`` fields of one answer, signed now."""
-        timestamp = int(time.time())
-        return {
-            "tee_signature": tee.sign(self._key, request_hash, output_hash, timestamp),
-            "tee_timestamp": timestamp,
-            "tee_request_hash": request_hash,
-            "tee_output_hash": output_hash,
-            "tee_id": self.tee_id,
-        }
+        now = int(time.time())
+        return {"tee_signature": tee.sign(self._key, request_hash, output_hash, now),
+                "tee_timestamp": now, "tee_request_hash": request_hash,
+                "tee_output_hash": output_hash, "tee_id": self.tee_id}
 
     def signing_key_info(self) -> dict[str, Any]:
         """The ``GET /signing-key`` answer."""
-        return {
-            "enclave_info": {"instance_type": "local", "platform": "opengradient-local-gateway"},
-            "measurements": None,
-            "public_key": self.public_key_pem,
-            "tee_id": self.tee_id,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        }
+        return {"enclave_info": {"instance_type": "local", "platform": "opengradient-gateway"},
+                "measurements": None, "public_key": self.public_key_pem, "tee_id": self.tee_id,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
