@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from eth_account.signers.local import LocalAccount
 from opengradient_shared import TEE_LLM
 
@@ -55,3 +56,13 @@ class SignSpy:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         return self._inner(*args, **kwargs)
+
+
+def adapter_modules() -> tuple[Any, Any]:
+    """``langchain_opengradient`` and ``llamaindex_opengradient``; the calling test is skipped
+    while either adapter class is not built yet."""
+    lc = pytest.importorskip("langchain_opengradient")
+    li = pytest.importorskip("llamaindex_opengradient")
+    if not hasattr(lc, "ChatOpenGradient") or not hasattr(li, "OpenGradient"):
+        pytest.skip("ChatOpenGradient / OpenGradient are not built yet", allow_module_level=True)
+    return lc, li
