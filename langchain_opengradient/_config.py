@@ -1,0 +1,155 @@
+"""The configuration fields shared by both models, and building the transport from them.
+
+The transport (``opengradient_shared.LLM``, with ``eth_account``, ``requests`` and ``httpx``)
+is imported only when a model is constructed, so that importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from langchain_core.utils import from_env, secret_from_env
+from opengradient_shared.types import x402SettlementMode
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import model_validator as _model_validator
+
+KEY_ENV = "OPENGRADIENT_PRIVATE_KEY"
+URL_ENV = "OPENGRADIENT_LLM_URL"
+STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
+MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
+
+
+class OpenGradientSettings(BaseModel):
+    """Model, sampling, key, server, payment and verification settings; builds the transport
+    once, at construction, so that bad settings fail there and not at the first call."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", hide_input_in_errors=True)
+
+    model: str = Field(alias="model_name")
+    """A ``TEE_LLM`` member or a ``"provider/model"`` string."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Most tokens to generate (None: the transport's default, 100)."""
+    stop: list[str] | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds per try (None: the transport's default, 60)."""
+    max_retries: int = Field(default=2, ge=0)
+    """Retries of connection failures and 429/5xx, done by the transport alone."""
+    private_key: SecretStr | None = Field(
+        default_factory=secret_from_env(KEY_ENV, default=None), alias="api_key"
+    )
+    """The paying wallet's key (32 bytes, hex; ``OPENGRADIENT_PRIVATE_KEY``)."""
+    base_url: str | None = Field(default_factory=from_env(URL_ENV, default=None))
+    """The LLM server (``OPENGRADIENT_LLM_URL``)."""
+    streaming_url: str | None = Field(default_factory=from_env(STREAMING_URL_ENV, default=None))
+    """The streaming server (``OPENGRADIENT_LLM_STREAMING_URL``; default: ``base_url``)."""
+    settlement_mode: x402SettlementMode = Field(
+        default=x402SettlementMode.SETTLE_BATCH, alias="x402_settlement_mode"
+    )
+    """How each inference is settled on-chain."""
+    max_payment: int | None = Field(
+        default_factory=from_env(MAX_PAYMENT_ENV, default=None), validate_default=True, ge=0
+    )
+    """Most base units paid per call (``OPENGRADIENT_MAX_PAYMENT``; None: the transport's)."""
+    allowed_networks: list[str] | None = None
+    allowed_assets: list[str] | None = None
+    allowed_payees: list[str] | None = None
+    verification: Literal["raise", "warn", "off"] = "raise"
+    """What a failed TEE proof does: raise ``VerificationError``, warn, or nothing."""
+    tee_public_key: str | None = None
+    """The trusted TEE's PEM public key (None: fetched once from the server)."""
+    client: Any = Field(default=None, exclude=True)
+    """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
+
+    _llm: Any = PrivateAttr(default=None)
+
+    @field_validator("private_key", mode="before")
+    @classmethod
+    def _key_as_text(cls, value: Any) -> Any:
+        # A key given as raw bytes becomes hex text.
+        if isinstance(value, bytes | bytearray):
+            return "0x" + bytes(value).hex()
+        return value
+
+    @field_validator("settlement_mode", mode="before")
+    @classmethod
+    def _settlement(cls, value: Any) -> x402SettlementMode:
+        return x402SettlementMode.parse(value)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any) -> str:
+        from opengradient_shared.protocol import wire_model
+
+        wire_model(value)  # raises InvalidRequestError (a ValueError) with a hint
+        return str(value)
+
+    @_model_validator(mode="after")
+    def _connect(self) -> Self:
+        from opengradient_shared import LLM
+
+        if self.client is not None:
+            if not isinstance(self.client, LLM):
+                raise ValueError(
+                    f"client must be an opengradient_shared.LLM, got {type(self.client).__name__}"
+                )
+            self._llm = self.client
+            return self
+        url = _url(self.base_url, "base_url", URL_ENV)
+        stream_url = (
+            url
+            if self.streaming_url is None
+            else _url(self.streaming_url, "streaming_url", STREAMING_URL_ENV)
+        )
+        options = {
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_payment": self.max_payment,
+            "allowed_networks": self.allowed_networks,
+            "allowed_assets": self.allowed_assets,
+            "allowed_payees": self.allowed_payees,
+            "verification": self.verification,
+            "tee_public_key": self.tee_public_key,
+        }
+        self._llm = LLM(
+            _account(self.private_key),
+            url,
+            stream_url,
+            **{name: value for name, value in options.items() if value is not None},
+        )
+        return self
+
+
+def _url(value: str | None, name: str, env: str) -> str:
+    """A usable http(s) base URL, or a ``ValueError`` that says where to set it."""
+    if value is None or not value.strip():
+        raise ValueError(
+            f"{name} is not set: pass {name}='http://host:port' (the OpenGradient LLM server) "
+            f"or set the {env} environment variable"
+        )
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
+        )
+    return value.strip().rstrip("/")
+
+
+def _account(key: SecretStr | None) -> Any:
+    """An ``eth_account`` LocalAccount; the error never repeats the key."""
+    secret = key.get_secret_value().strip() if key is not None else ""
+    if not secret:
+        raise ValueError(
+            "private_key is not set: pass private_key=... (a 32-byte hex wallet key) or set "
+            f"the {KEY_ENV} environment variable"
+        )
+    from eth_account import Account
+
+    try:
+        return Account.from_key(secret)
+    except Exception:  # noqa: BLE001 - every failure reads the same, and never shows the key
+        raise ValueError(
+            "private_key is malformed: expected a 32-byte wallet key as 64 hex digits "
+            "(optionally 0x-prefixed); the value given is not shown"
+        ) from None

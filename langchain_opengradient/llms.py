@@ -1,0 +1,100 @@
+"""``OpenGradientLLM``: text completion on OpenGradient's TEE-hosted models, for LangChain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseLLM
+from langchain_core.outputs import Generation, LLMResult
+from opengradient_shared.errors import InvalidRequestError
+from opengradient_shared.types import TextGenerationOutput
+
+from ._config import KEY_ENV, OpenGradientSettings
+from ._convert import metadata
+
+
+class OpenGradientLLM(OpenGradientSettings, BaseLLM):
+    """Text completion on OpenGradient's TEE-hosted models, paid per call with x402.
+
+    Takes the same settings as :class:`~langchain_opengradient.ChatOpenGradient`. Each
+    ``Generation``'s ``generation_info`` holds ``model_name``, ``finish_reason``,
+    ``payment_hash``, the ``payment`` receipt and the verified ``tee_proof``; ``llm_output``
+    has the summed ``token_usage``.
+    """
+
+    model_config = OpenGradientSettings.model_config
+
+    @property
+    def _llm_type(self) -> str:
+        return "opengradient-completion"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"private_key": KEY_ENV}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+            "base_url": self.base_url,
+        }
+
+    def _args(self, prompt: str, stop: list[str] | None, options: dict[str, Any]) -> dict[str, Any]:
+        if options:
+            raise InvalidRequestError(
+                f"unsupported call option(s) {', '.join(sorted(options))}; OpenGradientLLM "
+                "takes stop only"
+            )
+        args: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompt,
+            "stop_sequence": self.stop if stop is None else stop,
+            "temperature": self.temperature,
+            "x402_settlement_mode": self.settlement_mode,
+            "timeout": self.timeout,
+        }
+        if self.max_tokens is not None:
+            args["max_tokens"] = self.max_tokens
+        return args
+
+    def _result(self, outputs: list[TextGenerationOutput]) -> LLMResult:
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        generations = []
+        for output in outputs:
+            info = metadata(output, output.finish_reason, self.model)
+            generations.append(
+                [Generation(text=output.completion_output or "", generation_info=info)]
+            )
+            if output.usage is not None:
+                usage["prompt_tokens"] += output.usage.prompt_tokens
+                usage["completion_tokens"] += output.usage.completion_tokens
+                usage["total_tokens"] += output.usage.total_tokens
+        return LLMResult(
+            generations=generations, llm_output={"token_usage": usage, "model_name": self.model}
+        )
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        return self._result(
+            [self._llm.completion(**self._args(prompt, stop, kwargs)) for prompt in prompts]
+        )
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        return self._result(
+            [await self._llm.acompletion(**self._args(prompt, stop, kwargs)) for prompt in prompts]
+        )
