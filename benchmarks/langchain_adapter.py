@@ -1,0 +1,176 @@
+"""What the LangChain adapter costs, as ratios measured in one run on a LocalGateway:
+
+- ``ChatOpenGradient.invoke`` vs ``LLM.chat`` per call, on the same transport and gateway
+  (goal <= 1.3x): the adapter's own overhead (message mapping, callbacks, metadata);
+- ``abatch`` of 64 prompts with 200 ms gateway latency vs one ``ainvoke`` (goal <= 2x): calls
+  really run concurrently on the async path. Measured for both protocol generations, next to
+  the same burst made with the transport alone (``LLM.achat`` under ``asyncio.gather``), so that
+  what the adapter adds is visible apart from what the transport costs;
+- the time to import ``langchain_opengradient`` once ``langchain_core``'s chat and LLM base
+  classes are imported, in a fresh interpreter (goal <= 100 ms).
+
+The gateway runs in a child process so that its CPU work (payment recovery, RSA signing) does
+not share this process's GIL with the client being measured; it listens with a deep backlog,
+as a production server would (socketserver's default of 5 turns a burst of 64 connections into
+1 s SYN retries).
+
+``rows()`` feeds ``benchmarks/run_all.py``; run alone: ``python benchmarks/langchain_adapter.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from eth_account import Account
+from opengradient_shared import LLM, TEE_LLM
+
+from langchain_opengradient import ChatOpenGradient
+
+MODEL = TEE_LLM.GPT_4O
+PROMPT = "Say something short about benchmarks."
+ROUNDS = 5
+CALLS = 15
+
+
+def _serve(commands: Connection, protocol: str) -> None:
+    """Child process: a LocalGateway whose ``latency`` the parent sets through ``commands``."""
+    from opengradient_shared.gateway import LocalGateway
+    from opengradient_shared.gateway.server import GatewayServer
+
+    GatewayServer.request_queue_size = 256
+    with LocalGateway(protocol=protocol) as gateway:
+        commands.send(gateway.url)
+        while (latency := commands.recv()) is not None:
+            gateway.latency = latency
+            commands.send(True)
+
+
+class _Gateway:
+    def __init__(self, protocol: str) -> None:
+        self._pipe, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(child, protocol), daemon=True
+        )
+        self._process.start()
+        self.url: str = self._pipe.recv()
+
+    def set_latency(self, seconds: float) -> None:
+        self._pipe.send(seconds)
+        self._pipe.recv()
+
+    def stop(self) -> None:
+        self._pipe.send(None)
+        self._process.join(timeout=10)
+
+
+def _best_round(run: Callable[[], Any]) -> float:
+    """Seconds per call: the median of ``ROUNDS`` rounds of ``CALLS`` calls."""
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        for _ in range(CALLS):
+            run()
+        times.append((time.perf_counter() - started) / CALLS)
+    return statistics.median(times)
+
+
+def invoke_ratio(transport: LLM) -> tuple[float, float]:
+    """``ChatOpenGradient.invoke`` over ``LLM.chat`` on the same transport, and the difference
+    in milliseconds per call."""
+    chat = ChatOpenGradient(model=MODEL, client=transport)
+    messages = [{"role": "user", "content": PROMPT}]
+    chat.invoke(PROMPT)  # warm: the first 402 and the TEE key are behind us
+    bare = _best_round(lambda: transport.chat(MODEL, messages))
+    adapted = _best_round(lambda: chat.invoke(PROMPT))
+    return adapted / bare, (adapted - bare) * 1000
+
+
+def burst_ratio(
+    url: str, gateway: _Gateway, adapter: bool, n: int = 64, latency: float = 0.2
+) -> float:
+    """``n`` concurrent calls over one call, with ``latency`` at the gateway: ``abatch`` of
+    ChatOpenGradient (``adapter``) or ``asyncio.gather`` of ``LLM.achat`` (the baseline), each
+    on a fresh transport (a connection pool that already served a burst behaves differently)."""
+    transport = LLM(Account.create(), url)
+    chat = ChatOpenGradient(model=MODEL, client=transport)
+    messages = [{"role": "user", "content": PROMPT}]
+
+    async def call() -> Any:
+        return await (chat.ainvoke(PROMPT) if adapter else transport.achat(MODEL, messages))
+
+    async def burst() -> list[Any]:
+        if adapter:
+            return await chat.abatch([PROMPT] * n, config={"max_concurrency": n})
+        return list(await asyncio.gather(*(call() for _ in range(n))))
+
+    async def measure() -> float:
+        await call()  # warm: the first 402 and the TEE key are behind us
+        gateway.set_latency(latency)
+        try:
+            started = time.perf_counter()
+            await call()
+            one = time.perf_counter() - started
+            started = time.perf_counter()
+            assert len(await burst()) == n
+            return (time.perf_counter() - started) / one
+        finally:
+            gateway.set_latency(0.0)
+            await transport.aclose()
+
+    return asyncio.run(measure())
+
+
+_IMPORT = """
+import time
+import langchain_core.language_models.chat_models, langchain_core.language_models.llms
+import langchain_core.messages
+started = time.perf_counter()
+import langchain_opengradient
+print(time.perf_counter() - started)
+"""
+
+
+def import_ms(runs: int = 5) -> float:
+    """Milliseconds to import the package beyond langchain_core, in fresh interpreters."""
+    times = [
+        float(subprocess.run([sys.executable, "-c", _IMPORT], capture_output=True, text=True,
+                             check=True).stdout)
+        for _ in range(runs)
+    ]  # fmt: skip
+    return statistics.median(times) * 1000
+
+
+def rows() -> list[tuple[str, float, str]]:
+    """(measurement, value, goal) rows for ``benchmarks/run_all.py``."""
+    out: list[tuple[str, float, str]] = []
+    for protocol in ("v1", "v2"):
+        gateway = _Gateway(protocol)
+        try:
+            if protocol == "v1":
+                with LLM(Account.create(), gateway.url) as transport:
+                    ratio, extra_ms = invoke_ratio(transport)
+                out.append(("ChatOpenGradient.invoke / LLM.chat", ratio, "<= 1.3x"))
+                out.append(("invoke minus LLM.chat per call (ms)", extra_ms, "info"))
+            for adapter, name, goal in (
+                (True, "abatch(64) / one ainvoke, 200 ms", "<= 2x"),
+                (False, "baseline: gather(64 LLM.achat) / one", "info"),
+            ):
+                ratio = burst_ratio(gateway.url, gateway, adapter)
+                out.append((f"{protocol} {name}", ratio, goal))
+        finally:
+            gateway.stop()
+    out.append(("import beyond langchain_core (ms)", import_ms(), "<= 100 ms"))
+    return out
+
+
+if __name__ == "__main__":
+    for name, value, goal in rows():
+        print(f"{name:<44} {value:8.3f}   goal {goal}")
