@@ -9,6 +9,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable
 from opengradient_shared.errors import InvalidRequestError
 from opengradient_shared.types import TextGenerationOutput
@@ -95,6 +96,16 @@ class ChatOpenGradient(OpenGradientSettings, BaseChatModel):
         return params
 
     # -- calls ---------------------------------------------------------------------------------
+
+    def _convert_input(self, model_input: LanguageModelInput) -> PromptValue:
+        """LangChain's input conversion, with an error that names the value given."""
+        try:
+            return super()._convert_input(model_input)
+        except ValueError:
+            raise InvalidRequestError(
+                f"input {model_input!r:.80} is not a string, a list of messages or a "
+                "PromptValue"
+            ) from None
 
     def _call(
         self, messages: list[BaseMessage], stop: list[str] | None, options: dict[str, Any]

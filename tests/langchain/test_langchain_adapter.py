@@ -349,6 +349,31 @@ def test_settings_from_the_environment(
         shared_gateway.price = 1000
 
 
+def test_payment_and_verification_settings_reach_the_transport(
+    shared_gateway: Any, wallet: Any
+) -> None:
+    from opengradient_shared import PaymentPolicyError, VerificationError
+    from opengradient_shared.gateway.signer import TeeSigner
+
+    base = {"model": MODEL, "private_key": key_of(wallet), "base_url": shared_gateway.url}
+    settled = len(shared_gateway.ledger.entries)
+    pinned = ChatOpenGradient(
+        **base, settlement_mode="settle", tee_public_key=shared_gateway.public_key_pem
+    )
+    assert pinned.invoke("hi").response_metadata["tee_proof"]["verified"] is True
+    assert [e.settlement_type for e in shared_gateway.ledger.entries[settled:]] == ["settle"]
+    with pytest.raises(PaymentPolicyError):
+        ChatOpenGradient(**base, allowed_networks=["eip155:8453"]).invoke("hi")
+    with pytest.raises(PaymentPolicyError):
+        ChatOpenGradient(**base, allowed_payees=[wallet.address]).invoke("hi")
+    stranger = TeeSigner().public_key_pem  # a TEE key the gateway does not hold
+    with pytest.raises(VerificationError):
+        ChatOpenGradient(**base, tee_public_key=stranger).invoke("hi")
+    # paid: the pinned call and the one whose proof failed (its content withheld); the two
+    # calls refused by the payment policy signed nothing
+    assert len(shared_gateway.ledger.entries) - settled == 2
+
+
 def test_secrets_stay_out_of_repr_and_serialisation(chat: ChatOpenGradient, wallet: Any) -> None:
     secret = key_of(wallet)[2:]
     assert chat.lc_secrets == {"private_key": "OPENGRADIENT_PRIVATE_KEY"}
@@ -405,6 +430,8 @@ BAD_CALLS = [
         "'file'",
         id="file-block",
     ),
+    pytest.param(lambda m: m.invoke(42), "42", id="input-a-number"),
+    pytest.param(lambda m: m.invoke([]), "messages is empty", id="no-messages"),
     pytest.param(lambda m: m.invoke("hi", model="gpt-4o"), "provider prefix", id="override"),
     pytest.param(lambda m: m.invoke("hi", top_k=3), "top_k", id="unknown-option"),
     pytest.param(lambda m: m.bind_tools([magic_function], tool_choice="x"), "'x'", id="choice"),
