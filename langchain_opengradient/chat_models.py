@@ -30,8 +30,8 @@ _CALL_OPTIONS = frozenset(
         "settlement_mode",
     }
 )
-# Options LangChain may pass along that have no effect here.
-_IGNORED_OPTIONS = frozenset({"stream", "ls_structured_output_format"})
+# `invoke(..., stream=False)` reaches _generate: LangChain has already acted on it.
+_IGNORED_OPTIONS = frozenset({"stream"})
 
 
 class ChatOpenGradient(OpenGradientSettings, BaseChatModel):
@@ -103,8 +103,7 @@ class ChatOpenGradient(OpenGradientSettings, BaseChatModel):
             return super()._convert_input(model_input)
         except ValueError:
             raise InvalidRequestError(
-                f"input {model_input!r:.80} is not a string, a list of messages or a "
-                "PromptValue"
+                f"input {model_input!r:.80} is not a string, a list of messages or a PromptValue"
             ) from None
 
     def _call(
