@@ -58,11 +58,11 @@ class SignSpy:
         return self._inner(*args, **kwargs)
 
 
-def adapter_modules() -> tuple[Any, Any]:
-    """``langchain_opengradient`` and ``llamaindex_opengradient``; the calling test is skipped
-    while either adapter class is not built yet."""
-    lc = pytest.importorskip("langchain_opengradient")
-    li = pytest.importorskip("llamaindex_opengradient")
-    if not hasattr(lc, "ChatOpenGradient") or not hasattr(li, "OpenGradient"):
-        pytest.skip("ChatOpenGradient / OpenGradient are not built yet", allow_module_level=True)
-    return lc, li
+def adapter(name: str) -> Any:
+    """The adapter module ``langchain_opengradient`` or ``llamaindex_opengradient``; the
+    calling test is skipped while its class is not built yet."""
+    module = pytest.importorskip(name)
+    cls = {"langchain_opengradient": "ChatOpenGradient"}.get(name, "OpenGradient")
+    if not hasattr(module, cls):
+        pytest.skip(f"{name}.{cls} is not built yet")
+    return module

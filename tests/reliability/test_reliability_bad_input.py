@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from harness import MESSAGES, MODEL, adapter_modules
+from harness import MESSAGES, MODEL, adapter
 from opengradient_shared import LLM, InvalidRequestError, OpenGradientError
 
 FUNCTION = {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}
@@ -198,12 +198,12 @@ def _key(account: Any) -> str:
 
 
 def _lc(**fields: Any) -> Callable[[], Any]:
-    lc, _ = adapter_modules()
+    lc = adapter("langchain_opengradient")
     return lambda: lc.ChatOpenGradient(**fields)
 
 
 def _li(**fields: Any) -> Callable[[], Any]:
-    _, li = adapter_modules()
+    li = adapter("llamaindex_opengradient")
     return lambda: li.OpenGradient(**fields)
 
 
@@ -249,27 +249,27 @@ def _adapter_call(adapter: str, model: Any) -> Any:
     return model.chat([ChatMessage(role="user", content="hello")])
 
 
-def test_adapters_without_url_fail_at_construction(
-    account: Any, monkeypatch: pytest.MonkeyPatch, untouched: None
+@pytest.mark.parametrize("adapter_name", ["langchain", "llamaindex"])
+def test_adapter_without_url_fails_at_construction(
+    account: Any, monkeypatch: pytest.MonkeyPatch, untouched: None, adapter_name: str
 ) -> None:
     for name in ("OPENGRADIENT_LLM_URL", "OPENGRADIENT_LLM_STREAMING_URL"):
         monkeypatch.delenv(name, raising=False)
-    for build in (_lc, _li):
-        with pytest.raises(ValueError) as caught:
-            build(model=MODEL, private_key=_key(account))()
-        assert "url" in str(caught.value).lower()
+    build = _lc if adapter_name == "langchain" else _li
+    with pytest.raises(ValueError) as caught:
+        build(model=MODEL, private_key=_key(account))()
+    assert "url" in str(caught.value).lower()
 
 
-def test_adapters_without_key_fail_at_construction(
-    gateway: Any, monkeypatch: pytest.MonkeyPatch, untouched: None
+@pytest.mark.parametrize("adapter_name", ["langchain", "llamaindex"])
+def test_adapter_without_key_fails_at_construction(
+    gateway: Any, monkeypatch: pytest.MonkeyPatch, untouched: None, adapter_name: str
 ) -> None:
     monkeypatch.delenv("OPENGRADIENT_PRIVATE_KEY", raising=False)
-    for build in (_lc, _li):
-        with pytest.raises(ValueError) as caught:
-            build(model=MODEL, base_url=gateway.url)()
-        assert "private_key" in str(caught.value).lower() or "OPENGRADIENT_PRIVATE_KEY" in str(
-            caught.value
-        )
+    build = _lc if adapter_name == "langchain" else _li
+    with pytest.raises(ValueError) as caught:
+        build(model=MODEL, base_url=gateway.url)()
+    assert "private_key" in str(caught.value) or "OPENGRADIENT_PRIVATE_KEY" in str(caught.value)
 
 
 # LangChain-specific inputs: messages and tools given through the framework

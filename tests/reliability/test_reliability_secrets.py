@@ -15,12 +15,16 @@ import faultproxy as fp
 import pytest
 from eth_account import Account
 from faultproxy import FaultProxy
-from harness import MESSAGES, MODEL, adapter_modules
+from harness import MESSAGES, MODEL, adapter
 from opengradient_shared import LLM, OpenGradientError
 
 
-def _adapters() -> tuple[Any, Any]:
-    return adapter_modules()
+def _lc() -> Any:
+    return adapter("langchain_opengradient")
+
+
+def _li() -> Any:
+    return adapter("llamaindex_opengradient")
 
 
 KEY_BYTES = bytes(Account.create().key)
@@ -90,29 +94,55 @@ def test_client_repr_and_str_hide_the_key(gateway: Any, key_form: Any) -> None:
         _no_leak(repr(llm) + str(llm) + repr(vars(llm)))
 
 
-def test_adapters_repr_str_and_serialisations_hide_the_key(gateway: Any, key_form: Any) -> None:
-    lc, li = _adapters()
-    from langchain_core.load import dumpd, dumps
-
-    key = key_form if isinstance(key_form, str) else key_form.hex()
-    chat = lc.ChatOpenGradient(model=MODEL, private_key=key, base_url=gateway.url)
-    _no_leak(repr(chat) + str(chat))
-    _no_leak(dumps(chat) + json.dumps(dumpd(chat), default=str))
-    _no_leak(repr(chat.model_dump()) + chat.model_dump_json())
-    index = li.OpenGradient(model=MODEL, private_key=key, base_url=gateway.url)
-    _no_leak(repr(index) + str(index))
-    _no_leak(index.to_json() + repr(index.to_dict()) + repr(index.model_dump()))
-    _no_leak(index.model_dump_json())
+ADAPTERS = ["langchain", "llamaindex"]
 
 
-def test_adapters_built_on_a_client_hide_the_key(gateway: Any) -> None:
-    lc, li = _adapters()
-    from langchain_core.load import dumps
+def _build(name: str, **fields: Any) -> Any:
+    if name == "langchain":
+        return _lc().ChatOpenGradient(model=MODEL, **fields)
+    return _li().OpenGradient(model=MODEL, **fields)
 
+
+def _serialised(name: str, model: Any) -> str:
+    """Every text form of an adapter model a framework offers."""
+    text = repr(model) + str(model) + repr(model.model_dump()) + model.model_dump_json()
+    if name == "langchain":
+        from langchain_core.load import dumpd, dumps
+
+        return text + dumps(model) + json.dumps(dumpd(model), default=str)
+    return text + model.to_json() + repr(model.to_dict())
+
+
+def _ask(name: str, model: Any, *, stream: bool = False) -> None:
+    if name == "langchain":
+        if stream:
+            for _ in model.stream("hello"):
+                pass
+        else:
+            model.invoke("hello")
+        return
+    from llama_index.core.llms import ChatMessage
+
+    messages = [ChatMessage(role="user", content="hello")]
+    if stream:
+        for _ in model.stream_chat(messages):
+            pass
+    else:
+        model.chat(messages)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_adapters_repr_str_and_serialisations_hide_the_key(
+    gateway: Any, key_form: Any, name: str
+) -> None:
+    key = key_form if isinstance(key_form, str) else "0x" + key_form.hex()
+    _no_leak(_serialised(name, _build(name, private_key=key, base_url=gateway.url)))
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_adapters_built_on_a_client_hide_the_key(gateway: Any, name: str) -> None:
     with LLM(_account(KEY_HEX), gateway.url) as llm:
-        chat = lc.ChatOpenGradient(model=MODEL, client=llm)
-        index = li.OpenGradient(model=MODEL, client=llm)
-        _no_leak(repr(chat) + dumps(chat) + repr(index) + index.to_json())
+        _no_leak(_serialised(name, _build(name, client=llm)))
 
 
 def test_debug_logs_of_paid_calls_hide_the_key(
@@ -128,20 +158,13 @@ def test_debug_logs_of_paid_calls_hide_the_key(
     _no_leak(_log_text(debug_logs))
 
 
+@pytest.mark.parametrize("name", ADAPTERS)
 def test_debug_logs_of_adapter_calls_hide_the_key(
-    gateway: Any, debug_logs: pytest.LogCaptureFixture
+    gateway: Any, debug_logs: pytest.LogCaptureFixture, name: str
 ) -> None:
-    lc, li = _adapters()
-    from llama_index.core.llms import ChatMessage
-
-    chat = lc.ChatOpenGradient(model=MODEL, private_key=KEY_HEX, base_url=gateway.url)
-    chat.invoke("hello")
-    for _ in chat.stream("hello"):
-        pass
-    index = li.OpenGradient(model=MODEL, private_key=KEY_HEX, base_url=gateway.url)
-    index.chat([ChatMessage(role="user", content="hello")])
-    for _ in index.stream_chat([ChatMessage(role="user", content="hello")]):
-        pass
+    model = _build(name, private_key=KEY_HEX, base_url=gateway.url)
+    _ask(name, model)
+    _ask(name, model, stream=True)
     assert debug_logs.records
     _no_leak(_log_text(debug_logs))
 
@@ -185,8 +208,8 @@ def test_failed_calls_hide_the_key_in_errors_tracebacks_and_logs(
     _no_leak(_log_text(debug_logs))
 
 
-def test_payment_refusals_hide_the_key(gateway: Any) -> None:
-    gateway.price = 10**9
+def test_payment_refusals_hide_the_key(gateway: Any, set_price: Any) -> None:
+    set_price(10**9)
     llm = LLM(_account(KEY_HEX), gateway.url, max_payment=1)
     with llm, pytest.raises(OpenGradientError) as caught:
         llm.chat(MODEL, MESSAGES)
@@ -202,33 +225,27 @@ BAD_KEYS = [
 ]
 
 
+@pytest.mark.parametrize("name", ADAPTERS)
 @pytest.mark.parametrize("bad", BAD_KEYS)
-def test_malformed_key_errors_do_not_echo_it(gateway: Any, bad: str) -> None:
-    lc, li = _adapters()
-    raised: list[BaseException] = []
-    for build in (
-        lambda: lc.ChatOpenGradient(model=MODEL, private_key=bad, base_url=gateway.url),
-        lambda: li.OpenGradient(model=MODEL, private_key=bad, base_url=gateway.url),
-    ):
-        with pytest.raises(Exception) as caught:  # noqa: B017 - the type is asserted below
-            build()
-        raised.append(caught.value)
-    for exc in raised:
-        assert isinstance(exc, ValueError | OpenGradientError), repr(type(exc))
-        assert "key" in str(exc).lower()
-        _no_leak(_formatted(exc))
-    assert gateway.request_count == 0
+def test_malformed_key_errors_do_not_echo_it(gateway: Any, bad: str, name: str) -> None:
+    count = gateway.request_count
+    with pytest.raises(Exception) as caught:  # noqa: B017 - the type is asserted below
+        _build(name, private_key=bad, base_url=gateway.url)
+    assert isinstance(caught.value, ValueError | OpenGradientError), repr(caught.value)
+    assert "key" in str(caught.value).lower()
+    _no_leak(_formatted(caught.value))
+    assert gateway.request_count == count
 
 
+@pytest.mark.parametrize("name", ADAPTERS)
 def test_key_from_the_environment_is_hidden(
-    gateway: Any, monkeypatch: pytest.MonkeyPatch, debug_logs: pytest.LogCaptureFixture
+    gateway: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    debug_logs: pytest.LogCaptureFixture,
+    name: str,
 ) -> None:
-    lc, li = _adapters()
-    from langchain_core.load import dumps
-
     monkeypatch.setenv("OPENGRADIENT_PRIVATE_KEY", "0x" + KEY_HEX)
     monkeypatch.setenv("OPENGRADIENT_LLM_URL", gateway.url)
-    chat = lc.ChatOpenGradient(model=MODEL)
-    index = li.OpenGradient(model=MODEL)
-    chat.invoke("hello")
-    _no_leak(repr(chat) + dumps(chat) + repr(index) + index.to_json() + _log_text(debug_logs))
+    model = _build(name)
+    _ask(name, model)
+    _no_leak(_serialised(name, model) + _log_text(debug_logs))
