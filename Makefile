@@ -7,17 +7,17 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml
-	@echo "[setup] creating $(VENV) and installing opengradient-llm-integrations[all,dev] ..."
+	@echo "[setup] creating $(VENV) and installing opengradient-llm-integrations[all,examples,dev] ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install -q --disable-pip-version-check -e ".[all,dev]" 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[all,examples,dev]" 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c "import opengradient_shared, langchain_core, llama_index.core, langchain_tests" \
 		|| (echo "[setup] installation failed"; exit 1)
 	@touch $(STAMP)
 	@echo "[setup] done"
 
 demo: $(STAMP)
-	@$(PY) -m opengradient_shared.demo $(ARGS)
+	@$(PY) examples/demo.py $(ARGS)
 
 test: $(STAMP)
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
