@@ -12,7 +12,9 @@ import re
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-_IGNORED = frozenset("the and for are was with that this from into each its which what does".split())
+_IGNORED = frozenset(
+    ["the", "and", "for", "are", "was", "with", "that", "this", "from", "into", "its", "what"]
+)
 
 
 class HashingEmbedding(BaseEmbedding):

@@ -105,6 +105,7 @@ def langchain_agent(tally: Tally) -> None:
     from langchain.agents import create_agent
     from langchain_core.messages import AIMessage
     from langchain_core.tools import tool
+
     from langchain_opengradient import ChatOpenGradient
 
     @tool
@@ -130,12 +131,14 @@ def langchain_agent(tally: Tally) -> None:
 
 def llamaindex_rag(tally: Tally) -> None:
     """(b) A LlamaIndex query engine over the documents shipped in examples/documents."""
-    from _offline_embedding import HashingEmbedding
     from llama_index.core import Settings, SimpleDirectoryReader, VectorStoreIndex
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
+
     from llamaindex_opengradient import OpenGradient
+
+    from _offline_embedding import HashingEmbedding
 
     class _Answers(BaseEventHandler):
         responses: list[Any] = []

@@ -6,6 +6,7 @@
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
+
 from langchain_opengradient import ChatOpenGradient
 
 from _local import server_and_wallet
@@ -30,7 +31,9 @@ with server_and_wallet():
 
     for message in state["messages"]:
         if isinstance(message, AIMessage):
-            proof, paid = message.response_metadata["tee_proof"], message.response_metadata["payment"]
-            step = ", ".join(f"{c['name']}({c['args']})" for c in message.tool_calls) or message.text
+            proof = message.response_metadata["tee_proof"]
+            paid = message.response_metadata["payment"]
+            calls = ", ".join(f"{c['name']}({c['args']})" for c in message.tool_calls)
+            step = calls or message.text
             print(f"- {step}\n    paid {paid['amount']} base units; "
                   f"TEE proof verified={proof['verified']} by {proof['tee_id'][:18]}…")

@@ -3,8 +3,9 @@
     python examples/langchain_structured_output.py
 """
 
-from langchain_opengradient import ChatOpenGradient
 from pydantic import BaseModel, Field
+
+from langchain_opengradient import ChatOpenGradient
 
 from _local import server_and_wallet
 

@@ -26,7 +26,8 @@ async def main() -> None:
             for choice in chunk.choices:
                 print(choice.delta.content or "", end="", flush=True)
         final = stream.final_chunk
-        print(f"\n  TEE proof verified: {final.tee_proof.verified}, tee_id {final.tee_proof.tee_id}")
+        proof = final.tee_proof
+        print(f"\n  TEE proof verified: {proof.verified}, tee_id {proof.tee_id}")
         print(f"  paid {final.payment.amount} base units, tx {final.payment.transaction}")
 
     # The same with the blocking API, in the calling thread:
