@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from opengradient_shared.gateway import LocalGateway
-
 from reliability.faultproxy import FaultProxy, tamper_content
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -29,7 +28,8 @@ EXPECTED: dict[tuple[str, ...], list[str]] = {
                                           "TEE proof verified: True"],
     ("llamaindex_rag.py",): ["settlement-modes.md", "The private mode records only the hashes",
                              "TEE proof verified"],
-    ("llamaindex_agent.py",): ["TEE proof verified"],
+    ("llamaindex_agent.py",): ["18 C and light rain in Lisbon", "07:45 in Lisbon",
+                              "TEE proof verified: True"],
     ("demo.py",): ["(a) LangChain agent", "(b) LlamaIndex RAG", "(c) streamed chat",
                    "(d) the seed API", "TEE proofs verified  ", "all answers paid and TEE-verified",
                    "The private mode records only the hashes"],
