@@ -7,28 +7,16 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Generator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from gateway_vectors import load_vector
 from opengradient_shared.errors import PaymentPolicyError, PaymentRejectedError
 from opengradient_shared.exchange import Delivery, Exchange, HttpRequest, HttpResponse
 from opengradient_shared.protocol import prepare_chat
 from opengradient_shared.verification import TrustAnchor, VerificationPolicy
 from opengradient_shared.x402 import decode_header
 from opengradient_shared.x402.policy import PaymentPolicy
-
-# The captured gateway traffic. (Not `from conftest import load_vector`: in a full run the name
-# `conftest` may resolve to tests/reliability/conftest.py.)
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "gateway-2026-11"
-
-
-def load_vector(name: str) -> Any:
-    """A captured file: JSON decoded, or raw bytes for ``.sse``."""
-    path = VECTORS / name
-    return path.read_bytes() if path.suffix == ".sse" else json.loads(path.read_text("utf-8"))
-
 
 SERVER = "http://gw.test"
 PREPARED = prepare_chat("openai/gpt-4o", [{"role": "user", "content": "hi"}])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_vectors import load_vector
 from opengradient_shared import TEE_LLM, x402SettlementMode
 from opengradient_shared.errors import (
     AuthenticationError,
@@ -25,17 +25,6 @@ from opengradient_shared.protocol import (
     prepare_completion,
 )
 from opengradient_shared.sse import SSEDecoder
-
-# The captured gateway traffic. (Not `from conftest import load_vector`: in a full run the name
-# `conftest` may resolve to tests/reliability/conftest.py.)
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "gateway-2026-11"
-
-
-def load_vector(name: str) -> Any:
-    """A captured file: JSON decoded, or raw bytes for ``.sse``."""
-    path = VECTORS / name
-    return path.read_bytes() if path.suffix == ".sse" else json.loads(path.read_text("utf-8"))
-
 
 USER = [{"role": "user", "content": "hi"}]
 TOOL = {

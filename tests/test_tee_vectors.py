@@ -6,26 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_vectors import load_vector
 from opengradient_shared import tee
 from opengradient_shared.errors import VerificationError
 from opengradient_shared.protocol import parse_chat, parse_completion
 from opengradient_shared.stream import StreamAssembler
 from opengradient_shared.verification import TrustAnchor, VerificationPolicy, check_proof
-
-# The captured gateway traffic. (Not `from conftest import load_vector`: in a full run the name
-# `conftest` may resolve to tests/reliability/conftest.py.)
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "gateway-2026-11"
-
-
-def load_vector(name: str) -> Any:
-    """A captured file: JSON decoded, or raw bytes for ``.sse``."""
-    path = VECTORS / name
-    return path.read_bytes() if path.suffix == ".sse" else json.loads(path.read_text("utf-8"))
-
 
 KEY_ANSWER = json.dumps(load_vector("signing_key.json")).encode()
 KEY = TrustAnchor(None, None).key_from_answer(200, KEY_ANSWER, "vector")

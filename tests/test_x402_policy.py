@@ -5,25 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_vectors import load_vector
 from opengradient_shared.errors import InvalidRequestError, PaymentPolicyError
 from opengradient_shared.x402 import PaymentChallenge, PaymentRequirement, parse_challenge
 from opengradient_shared.x402.networks import OPG_BASE_ADDRESS
 from opengradient_shared.x402.policy import PaymentPolicy, PinnedTerms
-
-# The captured gateway traffic. (Not `from conftest import load_vector`: in a full run the name
-# `conftest` may resolve to tests/reliability/conftest.py.)
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "gateway-2026-11"
-
-
-def load_vector(name: str) -> Any:
-    """A captured file: JSON decoded, or raw bytes for ``.sse``."""
-    path = VECTORS / name
-    return path.read_bytes() if path.suffix == ".sse" else json.loads(path.read_text("utf-8"))
-
 
 OUSDC = "0x094E464A23B90A71a0894D5D1e5D470FfDD074e1"
 PAYEE = "0x" + "11" * 20

@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
-from typing import Any
 
 from eth_account import Account
+from gateway_vectors import load_vector
 from opengradient_shared.x402 import decode_header, encode_header, parse_challenge, upto
 from opengradient_shared.x402.networks import OPG_BASE_ADDRESS, UPTO_PROXY_ADDRESS
 from opengradient_shared.x402.policy import PaymentPolicy
-
-# The captured gateway traffic. (Not `from conftest import load_vector`: in a full run the name
-# `conftest` may resolve to tests/reliability/conftest.py.)
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "gateway-2026-11"
-
-
-def load_vector(name: str) -> Any:
-    """A captured file: JSON decoded, or raw bytes for ``.sse``."""
-    path = VECTORS / name
-    return path.read_bytes() if path.suffix == ".sse" else json.loads(path.read_text("utf-8"))
-
 
 PERMIT2 = load_vector("eip712_upto_permit2_vector.json")
 
