@@ -87,6 +87,8 @@ class AsyncDriver:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        # ``timeout`` bounds connecting, each read, and (by the deadline) the whole answer;
+        # a stream's deadline ends when its headers arrive.
         client = self._client()
         built = client.build_request(
             request.method,
@@ -95,19 +97,21 @@ class AsyncDriver:
             content=request.body,
             timeout=httpx.Timeout(timeout),
         )
+        answer: httpx.Response | None = None
         try:
-            answer = await client.send(built, stream=True)
-        except httpx.TransportError as exc:
-            raise TransportFailure(_describe(exc)) from None
-        _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
-        if request.stream and answer.status_code == 200:
-            return HttpResponse(200, answer.headers, stream=answer)
-        try:
-            body = await answer.aread()
+            async with asyncio.timeout(timeout):
+                answer = await client.send(built, stream=True)
+                _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
+                if request.stream and answer.status_code == 200:
+                    return HttpResponse(200, answer.headers, stream=answer)
+                body = await answer.aread()
+        except TimeoutError:
+            raise TransportFailure(f"timed out: no complete answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
             raise TransportFailure(_describe(exc)) from None
         finally:
-            await answer.aclose()
+            if answer is not None and not (request.stream and answer.status_code == 200):
+                await answer.aclose()
         response = HttpResponse(answer.status_code, answer.headers, body)
         if answer.status_code in RETRY_STATUSES:
             raise RetryableStatus(response, retry_after_seconds(answer.headers.get("Retry-After")))

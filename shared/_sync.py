@@ -11,8 +11,8 @@ from collections.abc import Generator
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
+from ._deadline import DeadlineAdapter, deadline
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, HttpRequest, HttpResponse
 from .retry import (
@@ -41,7 +41,7 @@ class SyncDriver:
     def __init__(self, retry: RetryPolicy) -> None:
         self._retry = retry
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
+        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -83,27 +83,30 @@ class SyncDriver:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
-        try:
-            answer = self._session.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                data=request.body,
-                timeout=(timeout, timeout),
-                stream=request.stream,
-                allow_redirects=False,
-            )
-        except _FAILURES as exc:
-            raise TransportFailure(_describe(exc)) from None
-        _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
-        if request.stream and answer.status_code == 200:
-            return HttpResponse(200, answer.headers, stream=answer)
-        try:
-            body = answer.content
-        except _FAILURES as exc:
-            raise TransportFailure(_describe(exc)) from None
-        finally:
-            answer.close()
+        # ``timeout`` bounds connecting, each read, and (by the deadline) the whole answer;
+        # a stream's deadline ends when its headers arrive.
+        with deadline(timeout) as watch:
+            try:
+                answer = self._session.request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
+                    data=request.body,
+                    timeout=(timeout, timeout),
+                    stream=request.stream,
+                    allow_redirects=False,
+                )
+            except _FAILURES as exc:
+                raise TransportFailure(_describe(exc, watch.fired, timeout)) from None
+            _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
+            if request.stream and answer.status_code == 200:
+                return HttpResponse(200, answer.headers, stream=answer)
+            try:
+                body = answer.content
+            except _FAILURES as exc:
+                raise TransportFailure(_describe(exc, watch.fired, timeout)) from None
+            finally:
+                answer.close()
         response = HttpResponse(answer.status_code, answer.headers, body)
         if answer.status_code in RETRY_STATUSES:
             raise RetryableStatus(response, retry_after_seconds(answer.headers.get("Retry-After")))
@@ -129,6 +132,8 @@ class SyncDriver:
         self._session.close()
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, cut: bool = False, timeout: float = 0.0) -> str:
+    if cut:
+        return f"timed out: no complete answer within {timeout:g} s"
     kind = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
     return f"{kind}: {str(exc)[:200]}" if str(exc) else kind

@@ -474,18 +474,9 @@ async def test_async_unverifiable_answer_raises(
 
 # ---- a server that never goes quiet long enough for a read timeout ------------------------
 
-_DRIP_BUG = (
-    "shared/_sync.py SyncDriver._send_once passes timeout=(timeout, timeout) to requests and "
-    "shared/_async.py AsyncDriver._send_once passes httpx.Timeout(timeout): both bound each "
-    "socket read, not the call, so a server sending one byte per timeout/2 holds a call far "
-    "past timeout x (retries + 1); the drivers need an overall deadline per try"
-)
-
-
 _DRIP_TIMEOUT = 0.3  # one try of 0.3 s: the bound is 2.3 s, the drip lasts 2.8 s
 
 
-@pytest.mark.xfail(strict=True, reason=_DRIP_BUG)
 def test_dripping_answer_is_cut_at_the_bound(
     gateway: Any, proxy: FaultProxy, make_llm: Any
 ) -> None:
@@ -494,12 +485,11 @@ def test_dripping_answer_is_cut_at_the_bound(
     call = _Call(gateway, proxy)
     limit = bound(_DRIP_TIMEOUT, 0)
     proxy.script(fp.drip(_DRIP_TIMEOUT / 2, seconds=limit + 0.5))
-    with within(limit), pytest.raises(NetworkError):
+    with within(limit), pytest.raises(NetworkError, match="no complete answer within 0.3 s"):
         llm.chat(MODEL, MESSAGES)
     assert len(call.new_settlements) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=_DRIP_BUG)
 async def test_async_dripping_answer_is_cut_at_the_bound(
     gateway: Any, proxy: FaultProxy, make_llm: Any
 ) -> None:
@@ -507,6 +497,30 @@ async def test_async_dripping_answer_is_cut_at_the_bound(
     await llm.achat(MODEL, MESSAGES)
     limit = bound(_DRIP_TIMEOUT, 0)
     proxy.script(fp.drip(_DRIP_TIMEOUT / 2, seconds=limit + 0.5))
-    with within(limit), pytest.raises(NetworkError):
+    with within(limit), pytest.raises(NetworkError, match="no complete answer within 0.3 s"):
         await llm.achat(MODEL, MESSAGES)
+    await llm.aclose()
+
+
+def test_the_deadline_ends_when_a_stream_starts(gateway: Any, make_llm: Any) -> None:
+    """Control for the drip tests: a stream whose chunks come steadily may last longer than
+    one timeout in total (the deadline bounds the wait for its headers, not its length)."""
+    llm = make_llm(gateway.url, timeout=_DRIP_TIMEOUT, max_retries=0)
+    _warm(llm)
+    gateway.chunk_delay = _DRIP_TIMEOUT / 3
+    chunks = list(llm.chat(MODEL, MESSAGES, max_tokens=40, stream=True))
+    assert len(chunks) * gateway.chunk_delay > _DRIP_TIMEOUT  # it outlived one timeout
+    assert chunks[-1].is_final and chunks[-1].tee_proof is not None
+    assert chunks[-1].tee_proof.verified
+
+
+async def test_async_deadline_ends_when_a_stream_starts(gateway: Any, make_llm: Any) -> None:
+    llm = make_llm(gateway.url, timeout=_DRIP_TIMEOUT, max_retries=0)
+    await llm.achat(MODEL, MESSAGES)
+    gateway.chunk_delay = _DRIP_TIMEOUT / 3
+    stream = await llm.achat(MODEL, MESSAGES, max_tokens=40, stream=True)
+    chunks = [chunk async for chunk in stream]
+    assert len(chunks) * gateway.chunk_delay > _DRIP_TIMEOUT
+    assert chunks[-1].is_final and chunks[-1].tee_proof is not None
+    assert chunks[-1].tee_proof.verified
     await llm.aclose()
