@@ -7,17 +7,20 @@ is imported only when a model is constructed, so that importing this package sta
 from __future__ import annotations
 
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
 
 from langchain_core.utils import from_env, secret_from_env
+from opengradient_shared.settings import (
+    KEY_ENV,
+    MAX_PAYMENT_ENV,
+    STREAMING_URL_ENV,
+    URL_ENV,
+    build_client,
+)
 from opengradient_shared.types import x402SettlementMode
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from pydantic import model_validator as _model_validator
 
-KEY_ENV = "OPENGRADIENT_PRIVATE_KEY"
-URL_ENV = "OPENGRADIENT_LLM_URL"
-STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
-MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
+__all__ = ["KEY_ENV", "OpenGradientSettings"]
 
 
 class OpenGradientSettings(BaseModel):
@@ -87,69 +90,18 @@ class OpenGradientSettings(BaseModel):
 
     @_model_validator(mode="after")
     def _connect(self) -> Self:
-        from opengradient_shared import LLM
-
-        if self.client is not None:
-            if not isinstance(self.client, LLM):
-                raise ValueError(
-                    f"client must be an opengradient_shared.LLM, got {type(self.client).__name__}"
-                )
-            self._llm = self.client
-            return self
-        url = _url(self.base_url, "base_url", URL_ENV)
-        stream_url = (
-            url
-            if self.streaming_url is None
-            else _url(self.streaming_url, "streaming_url", STREAMING_URL_ENV)
-        )
-        options = {
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_payment": self.max_payment,
-            "allowed_networks": self.allowed_networks,
-            "allowed_assets": self.allowed_assets,
-            "allowed_payees": self.allowed_payees,
-            "verification": self.verification,
-            "tee_public_key": self.tee_public_key,
-        }
-        self._llm = LLM(
-            _account(self.private_key),
-            url,
-            stream_url,
-            **{name: value for name, value in options.items() if value is not None},
+        self._llm = build_client(
+            client=self.client,
+            private_key=self.private_key.get_secret_value() if self.private_key else None,
+            url=self.base_url,
+            streaming_url=self.streaming_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            max_payment=self.max_payment,
+            allowed_networks=self.allowed_networks,
+            allowed_assets=self.allowed_assets,
+            allowed_payees=self.allowed_payees,
+            verification=self.verification,
+            tee_public_key=self.tee_public_key,
         )
         return self
-
-
-def _url(value: str | None, name: str, env: str) -> str:
-    """A usable http(s) base URL, or a ``ValueError`` that says where to set it."""
-    if value is None or not value.strip():
-        raise ValueError(
-            f"{name} is not set: pass {name}='http://host:port' (the OpenGradient LLM server) "
-            f"or set the {env} environment variable"
-        )
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
-        )
-    return value.strip().rstrip("/")
-
-
-def _account(key: SecretStr | None) -> Any:
-    """An ``eth_account`` LocalAccount; the error never repeats the key."""
-    secret = key.get_secret_value().strip() if key is not None else ""
-    if not secret:
-        raise ValueError(
-            "private_key is not set: pass private_key=... (a 32-byte hex wallet key) or set "
-            f"the {KEY_ENV} environment variable"
-        )
-    from eth_account import Account
-
-    try:
-        return Account.from_key(secret)
-    except Exception:  # noqa: BLE001 - every failure reads the same, and never shows the key
-        raise ValueError(
-            "private_key is malformed: expected a 32-byte wallet key as 64 hex digits "
-            "(optionally 0x-prefixed); the value given is not shown"
-        ) from None

@@ -1,0 +1,93 @@
+"""Adapter settings without a framework: the environment variables, the URL and key checks, and
+building the transport from them. Both adapters use these, so they read and refuse the same way.
+
+``eth_account`` and the client (``requests``, ``httpx``) are imported only when a transport is
+built, so that importing an adapter stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from .client import LLM
+
+KEY_ENV = "OPENGRADIENT_PRIVATE_KEY"
+URL_ENV = "OPENGRADIENT_LLM_URL"
+STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
+MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
+
+
+def base_url(value: str | None, name: str, env: str) -> str:
+    """A usable http(s) base URL, or a ``ValueError`` that says where to set it."""
+    if value is None or not value.strip():
+        raise ValueError(
+            f"{name} is not set: pass {name}='http://host:port' (the OpenGradient LLM server) "
+            f"or set the {env} environment variable"
+        )
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
+        )
+    return value.strip().rstrip("/")
+
+
+def account_from_key(secret: str | None) -> LocalAccount:
+    """An ``eth_account`` LocalAccount from a hex key; the error never repeats the key."""
+    secret = (secret or "").strip()
+    if not secret:
+        raise ValueError(
+            "private_key is not set: pass private_key=... (a 32-byte hex wallet key) or set "
+            f"the {KEY_ENV} environment variable"
+        )
+    from eth_account import Account
+
+    try:
+        account: LocalAccount = Account.from_key(secret)
+    except Exception:  # noqa: BLE001 - every failure reads the same, and never shows the key
+        raise ValueError(
+            "private_key is malformed: expected a 32-byte wallet key as 64 hex digits "
+            "(optionally 0x-prefixed); the value given is not shown"
+        ) from None
+    return account
+
+
+def build_client(
+    *,
+    client: Any = None,
+    private_key: str | None = None,
+    url: str | None = None,
+    streaming_url: str | None = None,
+    **options: Any,
+) -> LLM:
+    """The transport of an adapter: ``client`` when given (it must be an ``LLM``), else a new
+    ``LLM`` on ``url`` (``streaming_url`` defaults to it) paying with ``private_key``.
+
+    ``options`` are ``LLM``'s keyword options; those that are None keep the transport's
+    defaults. Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the
+    setting at fault, never the key.
+    """
+    from .client import LLM
+
+    if client is not None:
+        if not isinstance(client, LLM):
+            raise ValueError(
+                f"client must be an opengradient_shared.LLM, got {type(client).__name__}"
+            )
+        return client
+    server = base_url(url, "base_url", URL_ENV)
+    stream_server = (
+        server
+        if streaming_url is None
+        else base_url(streaming_url, "streaming_url", STREAMING_URL_ENV)
+    )
+    return LLM(
+        account_from_key(private_key),
+        server,
+        stream_server,
+        **{name: value for name, value in options.items() if value is not None},
+    )
