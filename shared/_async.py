@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator
+from contextlib import suppress
 from typing import Any
 
 import httpx
 
 from .errors import NetworkError, StreamInterruptedError
-from .exchange import Delivery, HttpRequest, HttpResponse
+from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -47,20 +48,25 @@ class AsyncDriver:
             self._clients[loop] = client
         return client
 
-    async def run(
-        self, flow: Generator[HttpRequest, HttpResponse, Delivery], timeout: float
-    ) -> Delivery:
+    async def run(self, flow: Flow, timeout: float) -> Delivery:
         """Drive ``flow`` to its end and return its delivery."""
         response: HttpResponse | None = None
         try:
-            request = next(flow)
+            step = next(flow)
             while True:
-                response = await self.send(request, timeout)
-                request = flow.send(response)
+                if isinstance(step, Wait):
+                    done = asyncio.shield(asyncio.wrap_future(step.done))
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(done, timeout)
+                    step = flow.send(None)
+                    continue
+                response = await self.send(step, timeout)
+                step = flow.send(response)
         except StopIteration as stop:
             delivery: Delivery = stop.value
             return delivery
         except BaseException:
+            flow.close()
             if response is not None and response.stream is not None:
                 await response.stream.aclose()
             raise

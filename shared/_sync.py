@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
+from contextlib import suppress
 from typing import Any
 
 import requests
 
 from ._deadline import DeadlineAdapter, deadline
 from .errors import NetworkError, StreamInterruptedError
-from .exchange import Delivery, HttpRequest, HttpResponse
+from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -45,18 +46,24 @@ class SyncDriver:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
-    def run(self, flow: Generator[HttpRequest, HttpResponse, Delivery], timeout: float) -> Delivery:
+    def run(self, flow: Flow, timeout: float) -> Delivery:
         """Drive ``flow`` to its end and return its delivery."""
         response: HttpResponse | None = None
         try:
-            request = next(flow)
+            step = next(flow)
             while True:
-                response = self.send(request, timeout)
-                request = flow.send(response)
+                if isinstance(step, Wait):
+                    with suppress(TimeoutError):
+                        step.done.result(timeout)
+                    step = flow.send(None)
+                    continue
+                response = self.send(step, timeout)
+                step = flow.send(response)
         except StopIteration as stop:
             delivery: Delivery = stop.value
             return delivery
         except BaseException:
+            flow.close()
             if response is not None and response.stream is not None:
                 response.stream.close()
             raise

@@ -10,7 +10,9 @@ receipt of what was paid.
 Rules kept here (protocol.md sections 4-6): at most one payment is signed per 402 the server
 sends for this call, and never more than two per call; a payment that may already have been
 settled (the driver had to resend it) is never replaced by a new one; generation 2 reuses a
-route's session until the server says it is spent or its permit nears its deadline.
+route's session until the server says it is spent or its permit nears its deadline. While one
+call learns a new route's terms or opens a route's session, concurrent calls on that route wait
+for it (:class:`Wait`) instead of each paying for a session of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +76,14 @@ class HttpResponse:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """For the driver: wait until ``done`` (another call on the route has learned its terms or
+    opened its session), at most one try's timeout, then resume the flow."""
+
+    done: Future[None]
+
+
+@dataclass(frozen=True)
 class Delivery:
     """The outcome of a successful exchange."""
 
@@ -81,6 +92,11 @@ class Delivery:
     payment_hash: str
     key: rsa.RSAPublicKey | None
     key_problem: str | None = None
+
+
+Flow = Generator["HttpRequest | Wait", Any, Delivery]
+"""One call's exchange: the driver sends back the ``HttpResponse`` of each ``HttpRequest``
+yielded, and ``None`` after a ``Wait``."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,16 @@ class _Endpoint:
     terms: tuple[PaymentRequirement, PaymentChallenge] | None = None
     session: _Session | None = None
     pinned: PinnedTerms | None = None
+    answered: bool = False
+    """A call has succeeded here (a route that never asked for payment needs no leader)."""
+    opening: Future[None] | None = None
+    """Set while one call learns the terms or opens the session; the others wait for it."""
+
+    def needs_leader(self, session: _Session | None) -> bool:
+        """Whether a call now would learn the route or open a session others could share."""
+        if session is not None:
+            return False
+        return not self.answered or (self.terms is not None and self.terms[0].x402_version >= 2)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -135,9 +161,7 @@ class Exchange:
 
     # -- the flow --------------------------------------------------------------------------
 
-    def flow(
-        self, server: str, prepared: protocol.PreparedRequest
-    ) -> Generator[HttpRequest, HttpResponse, Delivery]:
+    def flow(self, server: str, prepared: protocol.PreparedRequest) -> Flow:
         """Send ``prepared`` to ``server``, paying as needed; returns the successful answer."""
         key, key_problem = self.anchor.key, None
         if key is None and self.verification is not VerificationPolicy.OFF:
@@ -157,21 +181,37 @@ class Exchange:
                         self._keys[server] = key
 
         url = server + prepared.path
-        with self._lock:
-            endpoint = self._endpoints.setdefault(url, _Endpoint())
-            session = endpoint.session
-            if session is not None and not session.usable(self.clock()):
-                endpoint.session = session = None
-            terms = endpoint.terms if session is None else None
-        payment = self._sign(*terms) if terms is not None else None
-        response = yield self._request(server, url, prepared, payment, session)
-        if response.status == 402:
-            response, payment = yield from self._answer_402(
-                server, url, prepared, endpoint, response, payment, session
-            )
-        if not 200 <= response.status < 300:
-            raise protocol.error_for_status(response.status, response.body, url)
-        receipt = self._settled(server, endpoint, response, payment, session)
+        waited = False
+        while True:
+            with self._lock:
+                endpoint = self._endpoints.setdefault(url, _Endpoint())
+                session = endpoint.session
+                if session is not None and not session.usable(self.clock()):
+                    endpoint.session = session = None
+                terms = endpoint.terms if session is None else None
+                opening = endpoint.opening
+                led: Future[None] | None = None
+                if not waited and opening is None and endpoint.needs_leader(session):
+                    endpoint.opening = led = Future()
+            if led is not None or opening is None or waited:
+                break
+            yield Wait(opening)
+            waited = True  # then go ahead alone, whatever the leader achieved
+        try:
+            payment = self._sign(*terms) if terms is not None else None
+            response = yield self._request(server, url, prepared, payment, session)
+            if response.status == 402:
+                response, payment = yield from self._answer_402(
+                    server, url, prepared, endpoint, response, payment, session
+                )
+            if not 200 <= response.status < 300:
+                raise protocol.error_for_status(response.status, response.body, url)
+            receipt = self._settled(server, endpoint, response, payment, session)
+        finally:
+            if led is not None:
+                with self._lock:
+                    endpoint.opening = None
+                led.set_result(None)
         payment_hash = _header(response.headers, protocol.PROCESSING_HASH_HEADER) or ""
         return Delivery(response, receipt, payment_hash, key, key_problem)
 
@@ -287,6 +327,7 @@ class Exchange:
         """Remember what worked and describe what was paid (or reused) for this answer."""
         session_id = _header(response.headers, upto.SESSION_HEADER)
         with self._lock:
+            endpoint.answered = True
             if session_id:
                 self._generations[server] = 2
             if payment is not None:
@@ -301,7 +342,6 @@ class Exchange:
         if session is not None:
             return _receipt(session.payment, response, session_id or session.id, new_payment=False)
         return None
-
 
 
 def _receipt(

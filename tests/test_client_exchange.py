@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Generator
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
 from gateway_vectors import load_vector
-from opengradient_shared.errors import PaymentPolicyError, PaymentRejectedError
-from opengradient_shared.exchange import Delivery, Exchange, HttpRequest, HttpResponse
+from opengradient_shared.errors import PaymentPolicyError, PaymentRejectedError, ServerError
+from opengradient_shared.exchange import Delivery, Exchange, Flow, HttpRequest, HttpResponse, Wait
 from opengradient_shared.protocol import prepare_chat
 from opengradient_shared.verification import TrustAnchor, VerificationPolicy
 from opengradient_shared.x402 import decode_header
@@ -75,12 +75,12 @@ def _ok(session: str | None = None) -> HttpResponse:
 class Run:
     """Steps a flow: ``send`` answers the pending request and returns the next one."""
 
-    def __init__(self, flow: Generator[HttpRequest, HttpResponse, Delivery]) -> None:
+    def __init__(self, flow: Flow) -> None:
         self._flow = flow
-        self.requests = [next(flow)]
+        self.requests: list[Any] = [next(flow)]
         self.delivery: Delivery | None = None
 
-    def send(self, response: HttpResponse) -> HttpRequest | None:
+    def send(self, response: HttpResponse | None) -> Any:
         try:
             self.requests.append(self._flow.send(response))
         except StopIteration as stop:
@@ -200,3 +200,36 @@ def test_v2_rejected_permit_is_not_retried_into_a_loop(account: LocalAccount) ->
     with pytest.raises(PaymentRejectedError):
         run.send(_v2_402())
     assert len(run.requests) == 2
+
+
+def test_v2_a_second_call_waits_while_the_first_opens_the_session(account: LocalAccount) -> None:
+    exchange = _exchange(account)
+    leader = Run(exchange.flow(SERVER, PREPARED))
+    follower = Run(exchange.flow(SERVER, PREPARED))
+    (wait,) = follower.requests
+    assert isinstance(wait, Wait) and not wait.done.done()
+    leader.send(_v2_402())
+    leader.send(_ok("s-1"))
+    assert leader.delivery is not None and wait.done.done()
+    follower.send(None)  # the driver resumes the flow once the wait is over
+    assert follower.last.headers["X-Upto-Session"] == "s-1"
+    assert "PAYMENT-SIGNATURE" not in follower.last.headers
+
+
+def test_v2_a_failed_leader_lets_the_waiting_call_go_ahead(account: LocalAccount) -> None:
+    exchange = _exchange(account)
+    leader = Run(exchange.flow(SERVER, PREPARED))
+    follower = Run(exchange.flow(SERVER, PREPARED))
+    with pytest.raises(ServerError):
+        leader.send(HttpResponse(500, {}, b'{"error": "provider down"}'))
+    assert follower.requests[0].done.done()
+    follower.send(None)
+    assert isinstance(follower.last, HttpRequest)  # it asks the server itself
+
+
+def test_v1_known_route_needs_no_waiting(account: LocalAccount) -> None:
+    exchange = _exchange(account)
+    _call(exchange, _v1_402(), _ok())
+    first, second = Run(exchange.flow(SERVER, PREPARED)), Run(exchange.flow(SERVER, PREPARED))
+    assert all(isinstance(r.last, HttpRequest) for r in (first, second))
+    assert "X-PAYMENT" in second.last.headers  # both pre-pay at once

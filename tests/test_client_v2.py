@@ -189,3 +189,31 @@ async def test_async_calls_share_the_session(
     assert gateway_v2.request_count - before == 10
     assert {o.payment.session_id for o in outs} == {first.payment.session_id}  # type: ignore[union-attr]
     assert spy.calls == 1
+
+
+def test_concurrent_first_calls_open_one_session(
+    account: LocalAccount, gateway_v2: Any, spy: SignSpy
+) -> None:
+    """Sixteen threads call a route nobody has paid yet: one of them learns the terms and opens
+    the session, the others wait for it and ride on it (one permit, one cap authorized)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with LLM(account, gateway_v2.url) as llm, ThreadPoolExecutor(16) as pool:
+        before = gateway_v2.request_count
+        outs = list(pool.map(lambda _: _chat(llm), range(16)))
+    assert spy.calls == 1
+    assert gateway_v2.request_count - before == 17  # one 402, then one request per call
+    assert len({o.payment.session_id for o in outs}) == 1  # type: ignore[union-attr]
+    assert sum(o.payment.new_payment for o in outs) == 1  # type: ignore[union-attr]
+
+
+async def test_concurrent_first_async_calls_open_one_session(
+    account: LocalAccount, gateway_v2: Any, spy: SignSpy
+) -> None:
+    llm = LLM(account, gateway_v2.url)
+    before = gateway_v2.request_count
+    outs = await asyncio.gather(*(llm.achat(MODEL, ASK) for _ in range(16)))
+    await llm.aclose()
+    assert spy.calls == 1
+    assert gateway_v2.request_count - before == 17
+    assert len({o.payment.session_id for o in outs}) == 1  # type: ignore[union-attr]
