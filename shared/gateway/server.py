@@ -20,6 +20,8 @@ class GatewayServer(ThreadingHTTPServer):
     """A threaded HTTP server (daemon threads) serving one :class:`Gateway`."""
 
     daemon_threads = True
+    request_queue_size = 256
+    """The listen backlog: a burst of new connections waits instead of being reset."""
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)
@@ -34,12 +36,20 @@ class GatewayServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "OpenGradientLocalGateway/1"
+    wbufsize = 2**16  # a reply goes out in one write when complete (or flushed: SSE events)
+    disable_nagle_algorithm = True  # and at once, not after the client's delayed ACK
     server: GatewayServer
 
     def setup(self) -> None:
         """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
         super().setup()
         self.connection.settimeout(self.server.gateway.socket_timeout)
+
+    def handle_expect_100(self) -> bool:
+        """Send the interim ``100 Continue`` now, not with the buffered reply."""
+        accepted = super().handle_expect_100()
+        self.wfile.flush()
+        return accepted
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Quiet: tests and demos read stdout."""
