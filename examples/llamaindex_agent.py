@@ -33,8 +33,8 @@ async def main() -> None:
         if isinstance(event, ToolCallResult):
             print(f"tool {event.tool_name}({event.tool_kwargs}) -> {event.tool_output}")
         elif isinstance(event, AgentOutput) and event.raw is not None:
-            proof = event.response.additional_kwargs.get("tee_proof") or {}
-            print(f"  LLM step: TEE proof verified: {proof.get('verified')}")
+            proof = event.raw["tee_proof"]  # raw: the LLM step's answer from the transport
+            print(f"  LLM step: TEE proof verified: {proof['verified']}")
     print("answer:", await handler)
 
 
