@@ -7,11 +7,14 @@ inside a running event loop. Streams are read incrementally as bytes arrive.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Generator
 from contextlib import suppress
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from requests.utils import get_environ_proxies
 
 from ._deadline import DeadlineAdapter, deadline
 from .errors import NetworkError, StreamInterruptedError
@@ -36,12 +39,41 @@ _FAILURES = (
 )
 
 
+class _Session(requests.Session):
+    """A ``requests.Session`` that reads proxy and CA-bundle settings from the environment once
+    per server instead of on every request, and never reads ``.netrc`` (its credentials would
+    replace the ``Authorization`` header the gateway expects)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+        self._environment: dict[str, tuple[dict[str, str], str | bool]] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        found = self._environment.get(origin)
+        if found is None:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            found = self._environment[origin] = (get_environ_proxies(url), bundle or True)
+        env_proxies, env_verify = found
+        return super().merge_environment_settings(
+            url,
+            {**env_proxies, **(proxies or {})},
+            stream,
+            env_verify if verify in (None, True) else verify,
+            cert,
+        )
+
+
 class SyncDriver:
     """Sends requests with the retry policy and reads answers, on one connection pool."""
 
     def __init__(self, retry: RetryPolicy) -> None:
         self._retry = retry
-        self._session = requests.Session()
+        self._session = _Session()
         adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)

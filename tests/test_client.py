@@ -17,6 +17,7 @@ from opengradient_shared import (
     LLM,
     TEE_LLM,
     InvalidRequestError,
+    NetworkError,
     PaymentPolicyError,
     PaymentRejectedError,
     StreamChunk,
@@ -497,3 +498,19 @@ async def test_async_retry_resends_the_same_payment(
     nonces = _nonces(proxy, since)
     assert len(nonces) == 3 and len(set(nonces)) == 1
     assert len(gateway.ledger.entries) - settled == 1
+
+
+@pytest.mark.parametrize("bypass", [False, True])
+def test_proxy_settings_come_from_the_environment(
+    account: LocalAccount, gateway: Any, monkeypatch: pytest.MonkeyPatch, bypass: bool
+) -> None:
+    """HTTP_PROXY is honoured (a proxy where nothing listens fails the call) and so is
+    NO_PROXY (the same setting with the gateway's host exempted reaches it)."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1" if bypass else "")
+    with LLM(account, gateway.url, max_retries=0) as llm:
+        if bypass:
+            assert llm.chat(MODEL, [{"role": "user", "content": "hi"}]).tee_proof is not None
+        else:
+            with pytest.raises(NetworkError):
+                llm.chat(MODEL, [{"role": "user", "content": "hi"}])
