@@ -334,6 +334,15 @@ class OpenGradient(FunctionCallingLLM):
 
     # -- blocking ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_stream(args: dict[str, Any]) -> dict[str, Any]:
+        """Validate a stream's arguments now, as the transport will when iteration starts, so
+        that bad input fails at the call."""
+        from opengradient_shared import protocol
+
+        protocol.prepare_chat(**{k: v for k, v in args.items() if k != "timeout"}, stream=True)
+        return args
+
     def _stream(self, args: dict[str, Any]) -> Iterator[tuple[ChatStream, Any]]:
         """Send a streaming chat (when iteration starts) and yield the fold with each chunk."""
         stream = self.transport.chat(**args, stream=True)
@@ -356,7 +365,7 @@ class OpenGradient(FunctionCallingLLM):
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat: each response has ``delta`` and the message so far."""
-        args = self._chat_args(messages, kwargs)
+        args = self._check_stream(self._chat_args(messages, kwargs))
         return (fold.response(chunk) for fold, chunk in self._stream(args))
 
     @llm_completion_callback()
@@ -372,7 +381,7 @@ class OpenGradient(FunctionCallingLLM):
     ) -> CompletionResponseGen:
         """Stream the answer to ``prompt``, sent as one user message of a chat (the completion
         endpoint does not stream)."""
-        args = self._chat_args(self._prompt_as_chat(prompt, formatted), kwargs)
+        args = self._check_stream(self._chat_args(self._prompt_as_chat(prompt, formatted), kwargs))
         return (fold.completion(chunk) for fold, chunk in self._stream(args))
 
     # -- async ---------------------------------------------------------------------------------
@@ -399,7 +408,7 @@ class OpenGradient(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Async :meth:`stream_chat`."""
-        args = self._chat_args(messages, kwargs)
+        args = self._check_stream(self._chat_args(messages, kwargs))
 
         async def responses() -> ChatResponseAsyncGen:
             async for fold, chunk in self._astream(args):
@@ -420,7 +429,7 @@ class OpenGradient(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async :meth:`stream_complete`."""
-        args = self._chat_args(self._prompt_as_chat(prompt, formatted), kwargs)
+        args = self._check_stream(self._chat_args(self._prompt_as_chat(prompt, formatted), kwargs))
 
         async def responses() -> CompletionResponseAsyncGen:
             async for fold, chunk in self._astream(args):
