@@ -19,8 +19,9 @@ def _price(text: str) -> int | dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, start the gateway and serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="opengradient-gateway",
-                                     description="A local OpenGradient TEE LLM gateway.")
+    parser = argparse.ArgumentParser(
+        prog="opengradient-gateway", description="A local OpenGradient TEE LLM gateway."
+    )
     add = parser.add_argument
     add("--host", default="127.0.0.1")
     add("--port", type=int, default=8000, help="0 picks a free port")
@@ -44,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opengradient-gateway: {exc}", file=sys.stderr)
         return 2
     print(f"listening on {gateway.url}", flush=True)
-    print(f"protocol {gateway.protocol}, network {gateway.network}, tee_id {gateway.tee_id}",
-          flush=True)
+    print(
+        f"protocol {gateway.protocol}, network {gateway.network}, tee_id {gateway.tee_id}",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate: stop cleanly
     with contextlib.suppress(KeyboardInterrupt):
         gateway.wait()

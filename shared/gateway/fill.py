@@ -72,8 +72,9 @@ def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _value(schema: Any, name: str, text: _Evidence, root: dict[str, Any], force: bool
-           ) -> tuple[bool, Any]:
+def _value(
+    schema: Any, name: str, text: _Evidence, root: dict[str, Any], force: bool
+) -> tuple[bool, Any]:
     """(found, value) of one field; with ``force`` a default stands in when the text has none."""
     schema = _resolve(schema, root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
@@ -107,8 +108,13 @@ def _value(schema: Any, name: str, text: _Evidence, root: dict[str, Any], force:
     return (True, phrase) if phrase is not None else (force, schema.get("default", name))
 
 
-def fill_object(schema: dict[str, Any], text: _Evidence | str, root: dict[str, Any] | None = None,
-                *, fill_all: bool = False) -> dict[str, Any]:
+def fill_object(
+    schema: dict[str, Any],
+    text: _Evidence | str,
+    root: dict[str, Any] | None = None,
+    *,
+    fill_all: bool = False,
+) -> dict[str, Any]:
     """An object fitting ``schema`` (``properties``/``required``) with values from the text;
     ``fill_all`` fills every property, not only the required ones."""
     evidence = _Evidence(text) if isinstance(text, str) else text

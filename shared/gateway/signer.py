@@ -14,8 +14,9 @@ from .. import tee
 def generate_key_pem() -> bytes:
     """A fresh RSA-2048 private key as unencrypted PKCS#8 PEM."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 class TeeSigner:
@@ -41,12 +42,20 @@ class TeeSigner:
     def proof_fields(self, request_hash: str, output_hash: str) -> dict[str, Any]:
         """The ``tee_*`` fields of one answer, signed now."""
         now = int(time.time())
-        return {"tee_signature": tee.sign(self._key, request_hash, output_hash, now),
-                "tee_timestamp": now, "tee_request_hash": request_hash,
-                "tee_output_hash": output_hash, "tee_id": self.tee_id}
+        return {
+            "tee_signature": tee.sign(self._key, request_hash, output_hash, now),
+            "tee_timestamp": now,
+            "tee_request_hash": request_hash,
+            "tee_output_hash": output_hash,
+            "tee_id": self.tee_id,
+        }
 
     def signing_key_info(self) -> dict[str, Any]:
         """The ``GET /signing-key`` answer."""
-        return {"enclave_info": {"instance_type": "local", "platform": "opengradient-gateway"},
-                "measurements": None, "public_key": self.public_key_pem, "tee_id": self.tee_id,
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+        return {
+            "enclave_info": {"instance_type": "local", "platform": "opengradient-gateway"},
+            "measurements": None,
+            "public_key": self.public_key_pem,
+            "tee_id": self.tee_id,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+        }
