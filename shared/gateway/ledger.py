@@ -49,7 +49,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._entries: list[Settlement] = []
         self._nonces: set[tuple[str, str]] = set()
-        self._last_used: dict[str, float] = {}
+        self._open: dict[str, tuple[int, float]] = {}  # session id: (entry index, last used)
         self._path = Path(path) if path else None
 
     @property
@@ -62,20 +62,20 @@ class Ledger:
         """Record ``entry`` unless its nonce was used or the payer cannot cover it; returns
         None when recorded, else the reason. ``balances``: ``{address: funds}`` or None
         (unlimited; unlisted payers have nothing). A session must be covered up to its cap."""
-        payer = entry.payer.lower()
+        payer, nonce = entry.payer.lower(), (entry.scheme, entry.nonce.lower())
         funds = {a.lower(): v for a, v in (balances or {}).items()}.get(payer, 0)
         with self._lock:
-            if (entry.scheme, entry.nonce.lower()) in self._nonces:
+            if nonce in self._nonces:
                 return "nonce_already_used"
             spent = sum(e.amount for e in self._entries if e.payer.lower() == payer)
             if balances is not None and spent + (entry.cap or entry.amount) > int(funds):
                 return "insufficient_funds"
-            self._nonces.add((entry.scheme, entry.nonce.lower()))
+            self._nonces.add(nonce)
             self._entries.append(entry)
-            if entry.session_id:
-                self._last_used[entry.session_id] = entry.timestamp
-        if entry.closed:
-            self._append(entry)
+            if entry.closed:
+                self._write(entry)
+            else:
+                self._open[str(entry.session_id)] = (len(self._entries) - 1, entry.timestamp)
         return None
 
     def charge(self, session_id: str, path: str, cost: int, now: float, idle: float) -> bool:
@@ -83,31 +83,27 @@ class Ledger:
         cap); False when there is no such usable session."""
         self.end_sessions(now, idle)
         with self._lock:
-            at = next((i for i, e in enumerate(self._entries)
-                       if e.session_id == session_id and not e.closed and e.path == path), None)
-            if at is None:
+            at, _ = self._open.get(session_id, (-1, now))
+            if at < 0 or self._entries[at].path != path:
                 return False
             entry = self._entries[at]
-            cap = entry.cap or 0
-            self._entries[at] = replace(entry, amount=min(cap, entry.amount + cost))
-            self._last_used[session_id] = now
+            self._entries[at] = replace(entry, amount=min(entry.cap or 0, entry.amount + cost))
+            self._open[session_id] = (at, now)
         return True
 
     def end_sessions(self, now: float, idle: float, *, everything: bool = False) -> None:
-        """Close the sessions that are over (all open ones with ``everything``)."""
+        """Close the sessions that are spent, past their deadline or unused for over ``idle``
+        seconds (every open one with ``everything``)."""
         with self._lock:
-            done = []
-            for i, e in enumerate(self._entries):
-                over = e.amount >= (e.cap or 0) or now > e.expires_at
-                if e.session_id and not e.closed and (
-                    everything or over or now - self._last_used[e.session_id] > idle
-                ):
-                    self._entries[i] = replace(e, closed=True)
-                    done.append(self._entries[i])
-        for entry in done:
-            self._append(entry)
+            for session_id, (at, used) in list(self._open.items()):
+                e = self._entries[at]
+                if everything or e.amount >= (e.cap or 0) or now > min(e.expires_at, used + idle):
+                    self._entries[at] = replace(e, closed=True)
+                    del self._open[session_id]
+                    self._write(self._entries[at])
 
-    def _append(self, entry: Settlement) -> None:
+    def _write(self, entry: Settlement) -> None:
+        """Append a final settlement to the file (under the lock, so lines keep their order)."""
         if self._path is not None:
-            with self._lock, self._path.open("a", encoding="utf-8") as handle:
+            with self._path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(asdict(entry), sort_keys=True) + "\n")

@@ -25,10 +25,14 @@ _STOPWORDS = frozenset(
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$", re.M)
 _QUERY = re.compile(r"(?:^|\n)[ \t]*(?:Query|Question|Q)[ \t]*:[ \t]*([^\n]+)", re.I)
 _ORIGINAL_QUERY = re.compile(r"original (?:query|question) is as follows:\s*(.+?)\s*\n", re.I)
-_EXISTING = re.compile(r"existing answer:\s*(.+?)\s*\n\s*We have the opportunity"
-                       r"|Original Answer:[ \t]*([^\n]+)", re.S)
-_CONTEXT = re.compile(r"(?:^|\n)\s*(?:New )?Context(?: information)?\s*:\s*(.+?)(?=\n[\w ]+:|\Z)",
-                      re.S)
+_EXISTING = re.compile(
+    r"existing answer:\s*(.+?)\s*\n\s*We have the opportunity"
+    r"|Original Answer:[ \t]*([^\n]+)",
+    re.S,
+)
+_CONTEXT = re.compile(
+    r"(?:^|\n)\s*(?:New )?Context(?: information)?\s*:\s*(.+?)(?=\n[\w ]+:|\Z)", re.S
+)
 _PRONOUN = re.compile(r"(?:It|They|This|These|He|She|Its|Their|His|Her)\b")
 
 
@@ -41,6 +45,12 @@ class Answer:
     prompt_tokens: int
     completion_tokens: int
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """The OpenAI ``usage`` object."""
+        used = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        return {**used, "total_tokens": self.prompt_tokens + self.completion_tokens}
 
 
 def _text(content: Any) -> str:
@@ -89,7 +99,7 @@ def _rag(prompt: str) -> tuple[str, str, str] | None:
     return context, query.group(1).strip(), answer
 
 
-def answer_rag(context: str, query: str, existing: str = "") -> str:
+def _answer_rag(context: str, query: str, existing: str = "") -> str:
     """The sentence sharing most words with the query (a sentence opening with a pronoun also
     counts the sentence before it); the existing answer when none shares any."""
     best, best_score, previous = existing or "The context does not say.", 0, ""
@@ -103,12 +113,12 @@ def answer_rag(context: str, query: str, existing: str = "") -> str:
     return best
 
 
-def _reply(prompt: str) -> str:
-    """A RAG answer, or an echo of the prompt's start."""
+def _reply(prompt: str, echo: str | None = None) -> str:
+    """A RAG answer from ``prompt``, or an echo of the start of ``echo`` (default: the prompt)."""
     rag = _rag(prompt)
     if rag:
-        return answer_rag(*rag)
-    words = prompt.split()
+        return _answer_rag(*rag)
+    words = (prompt if echo is None else echo).split()
     return "You said: " + " ".join(words[:40]) + (" ..." if len(words) > 40 else "")
 
 
@@ -133,40 +143,38 @@ def _pick_tool(body: dict[str, Any], request: str, called: set[str]) -> dict[str
     return tools[0] if choice == "required" and not called else None
 
 
-def _tool_step(body: dict[str, Any], messages: list[dict[str, Any]]) -> Answer | str | None:
-    """A tool call, or the text answering from tool results, or None (tools play no part)."""
+def _tool_step(body: dict[str, Any], messages: list[dict[str, Any]], at: int) -> Any:
+    """A tool call (a dict), or the text answering from tool results, or None (tools play no
+    part). ``at`` is the last user turn (-1: none)."""
     if not body.get("tools") or body.get("tool_choice") == "none":
         return None
-    at = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    request, turn = _text(messages[at].get("content")) if at >= 0 else "", messages[at + 1 :]
+    request, turn = _text(messages[at].get("content")), messages[at + 1 :]
     names = {c["id"]: c["function"]["name"] for m in turn for c in m.get("tool_calls") or []}
     tool = _pick_tool(body, request, set(names.values()))
     if tool is None:
-        results = [m for m in turn if m.get("role") == "tool"]
-        return " ".join(
-            f"{names.get(m['tool_call_id'], 'The tool')} says: {_text(m.get('content')).strip()}."
-            for m in results
-        ) or None
+        said = [
+            f"{names.get(m['tool_call_id'], 'The tool')} says: {_text(m['content']).strip()}."
+            for m in turn
+            if m["role"] == "tool"
+        ]
+        return " ".join(said) or None
     name = tool["function"]["name"]
     arguments = json.dumps(fill_object(tool["function"].get("parameters") or {}, request))
     seed = f"{json.dumps(messages, sort_keys=True, default=str)}|{name}|{len(names)}"
     call_id = "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
-    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-    return Answer("", "tool_calls", _prompt_tokens(messages), _tokens(arguments), [call])
-
-
-def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    return max(1, sum(_tokens(_text(m.get("content"))) for m in messages))
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def chat(body: dict[str, Any]) -> Answer:
     """Answer a (validated) chat request."""
     messages: list[dict[str, Any]] = body["messages"]
-    step = _tool_step(body, messages)
-    if isinstance(step, Answer):
-        return step
-    users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
-    request = users[-1] if users else _text(messages[-1].get("content"))
+    prompt_tokens = max(1, sum(_tokens(_text(m.get("content"))) for m in messages))
+    at = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    step = _tool_step(body, messages, at)
+    if isinstance(step, dict):
+        tokens = _tokens(step["function"]["arguments"])
+        return Answer("", "tool_calls", prompt_tokens, tokens, [step])
+    request = _text(messages[at].get("content"))  # the last user turn, else the last message
     kind = (body.get("response_format") or {}).get("type")
     if step is not None:
         text = step
@@ -175,11 +183,11 @@ def chat(body: dict[str, Any]) -> Answer:
         text = json.dumps(fill_object(schema, request, fill_all=True), separators=(",", ":"))
     elif kind == "json_object":
         text = json.dumps({"answer": _reply(request)}, separators=(",", ":"))
-    else:
-        rag = _rag("\n".join(_text(m.get("content")) for m in messages if m["role"] != "tool"))
-        text = answer_rag(*rag) if rag else _reply(request)
+    else:  # RAG over the whole conversation, else an echo of the request
+        said = "\n".join(_text(m.get("content")) for m in messages if m["role"] != "tool")
+        text = _reply(said, request)
     text, reason = _limit(text, body.get("max_tokens"), body.get("stop"))
-    return Answer(text, reason, _prompt_tokens(messages), _tokens(text))
+    return Answer(text, reason, prompt_tokens, _tokens(text))
 
 
 def complete(body: dict[str, Any]) -> Answer:

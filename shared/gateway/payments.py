@@ -13,15 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..x402 import exact, upto
-from ..x402.challenge import PaymentRequirement
-from ..x402.encoding import HeaderDecodeError, decode_header
+from ..x402.challenge import requirement_of
+from ..x402.encoding import HeaderDecodeError, decode_header, encode_header
 from ..x402.networks import UPTO_PROXY_ADDRESS, lookup_network
 
 DEFAULT_PAY_TO = "0x7e57CA7E0000000000000000000000000000A402"
 DEFAULT_FACILITATOR = "0xfAC11170000000000000000000000000000F4c11"
 MAX_TIMEOUT_SECONDS = 300
-_NONCE32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 DESCRIPTIONS = {"/v1/chat/completions": "Chat completion", "/v1/completions": "Text completion"}
+_UPTO_EXTRA = {"name": "OpenGradient", "version": "1", "assetTransferMethod": "permit2"}
+_JSON = "application/json"
+_NONCE32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+_Terms = tuple[Any, str, list[tuple[Any, Any, str]], tuple[int, int]]
+"""What a payload claims: (signer, nonce, [(got, expected, reason)], (valid after, until))."""
 
 
 class PaymentInvalid(Exception):
@@ -41,6 +46,49 @@ class VerifiedPayment:
     nonce: str
     amount: int
     expires_at: int
+    scheme: str
+
+
+def exact_requirement(
+    network: str, asset: str, pay_to: str, price: int, url: str, path: str
+) -> dict[str, Any]:
+    """One v1 ``accepts`` entry (EIP-712 name/version from the network table)."""
+    known = lookup_network(network)
+    return {
+        "scheme": exact.SCHEME,
+        "network": network,
+        "maxAmountRequired": str(price),
+        "resource": url + path,
+        "description": DESCRIPTIONS[path],
+        "mimeType": _JSON,
+        "payTo": pay_to,
+        "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS,
+        "asset": asset,
+        "extra": {"name": known.asset_name, "version": known.asset_version} if known else {},
+    }
+
+
+def upto_requirement(
+    network: str, asset: str, pay_to: str, cap: int, facilitator: str
+) -> dict[str, Any]:
+    """One v2 ``accepts`` entry: a session capped at ``cap``."""
+    return {
+        "scheme": upto.SCHEME,
+        "network": network,
+        "asset": asset,
+        "amount": str(cap),
+        "payTo": pay_to,
+        "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS,
+        "extra": {**_UPTO_EXTRA, "facilitatorAddress": facilitator},
+    }
+
+
+def upto_challenge(entry: dict[str, Any], url: str, path: str, reason: str | None) -> str:
+    """The ``PAYMENT-REQUIRED`` header asking for ``entry``; ``reason``: why a permit failed."""
+    resource = {"url": url + path, "description": DESCRIPTIONS[path], "mimeType": _JSON}
+    error = reason or "Payment required"
+    required = {"x402Version": 2, "error": error, "resource": resource, "accepts": [entry]}
+    return encode_header(required)
 
 
 def _require(ok: Any, reason: str) -> None:
@@ -48,48 +96,11 @@ def _require(ok: Any, reason: str) -> None:
         raise PaymentInvalid(reason)
 
 
-def exact_requirement(network: str, asset: str, pay_to: str, price: int, url: str, path: str
-                      ) -> dict[str, Any]:
-    """One v1 ``accepts`` entry (EIP-712 name/version from the network table)."""
-    known = lookup_network(network)
-    return {
-        "scheme": exact.SCHEME, "network": network, "maxAmountRequired": str(price),
-        "resource": url + path, "description": DESCRIPTIONS[path], "mimeType": "application/json",
-        "payTo": pay_to, "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS, "asset": asset,
-        "extra": {"name": known.asset_name, "version": known.asset_version} if known else {},
-    }
-
-
-def upto_requirement(network: str, asset: str, pay_to: str, cap: int, facilitator: str
-                     ) -> dict[str, Any]:
-    """One v2 ``accepts`` entry: a session capped at ``cap``."""
-    extra = {"name": "OpenGradient", "version": "1", "assetTransferMethod": "permit2",
-             "facilitatorAddress": facilitator}
-    return {"scheme": upto.SCHEME, "network": network, "asset": asset, "amount": str(cap),
-            "payTo": pay_to, "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS, "extra": extra}
-
-
-def _requirement(entry: Mapping[str, Any], version: int) -> PaymentRequirement:
-    amount = entry["maxAmountRequired"] if version == 1 else entry["amount"]
-    return PaymentRequirement(version, entry["scheme"], entry["network"], entry["asset"],
-                              int(amount), entry["payTo"], MAX_TIMEOUT_SECONDS, entry["extra"])
-
-
-def _decode(value: str, version: int) -> dict[str, Any]:
-    try:
-        payload = decode_header(value)
-    except HeaderDecodeError as exc:
-        raise PaymentInvalid(f"invalid_payment_header: {exc}") from None
-    got = payload.get("x402Version")
-    _require(got == version, f"unsupported_x402_version: {got!r}, this gateway speaks {version}")
-    return payload
-
-
-def _int(data: Mapping[str, Any], key: str, where: str) -> int:
+def _int(data: Mapping[str, Any], key: str) -> int:
     try:
         return int(str(data[key]))
     except (KeyError, TypeError, ValueError):
-        raise PaymentInvalid(f"invalid_payload: {where}.{key} is missing or not a number") from None
+        raise PaymentInvalid(f"invalid_payload: '{key}' is missing or not a number") from None
 
 
 def _object(data: Any, key: str) -> dict[str, Any]:
@@ -99,69 +110,72 @@ def _object(data: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _same(a: Any, b: str) -> bool:
-    return isinstance(a, str) and a.lower() == b.lower()
+def _same(a: Any, b: Any) -> bool:
+    return a.lower() == b.lower() if isinstance(a, str) and isinstance(b, str) else a == b
 
 
-def _check(payload: dict[str, Any], entry: Mapping[str, Any], signed_from: Any,
-           terms: list[tuple[Any, Any, str]], window: tuple[int, int, int]) -> str:
-    """Compare each (got, expected, reason), check the time window, recover the signer."""
-    for got, expected, reason in terms:
-        _require(_same(got, expected) if isinstance(expected, str) else got == expected,
-                 f"{reason}: {got!r}, expected {expected!r}")
-    valid_after, valid_until, now = window
-    _require(valid_after <= now, f"not_yet_valid: valid after {valid_after}, now {now}")
-    _require(now <= valid_until, f"expired: valid until {valid_until}, now {now}")
-    scheme = exact if payload["x402Version"] == 1 else upto
-    try:
-        signer: str = scheme.recover_payer(payload, _requirement(entry, payload["x402Version"]))
-    except Exception:  # noqa: BLE001 - any garbled signature is simply invalid
-        raise PaymentInvalid("invalid_signature: the signature cannot be recovered") from None
-    _require(_same(signer, signed_from), "invalid_signature: it does not recover to 'from'")
-    return signer
-
-
-def verify_exact(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPayment:
-    """Check an ``X-PAYMENT`` header against the v1 requirement ``entry``."""
-    payload = _decode(value, exact.X402_VERSION)
+def _exact_terms(payload: dict[str, Any], entry: Mapping[str, Any]) -> _Terms:
     _require(payload.get("scheme") == "exact", f"unsupported_scheme: {payload.get('scheme')!r}")
     inner = _object(payload, "payload")
     auth = _object(inner, "authorization")
-    _require(isinstance(inner.get("signature"), str)
-             and all(isinstance(auth.get(k), str) for k in ("from", "to", "nonce")),
-             "invalid_payload: payload.signature and authorization {from, to, nonce} required")
+    _require(
+        isinstance(inner.get("signature"), str)
+        and all(isinstance(auth.get(k), str) for k in ("from", "to", "nonce")),
+        "invalid_payload: payload.signature and authorization {from, to, nonce} required",
+    )
     _require(_NONCE32.match(auth["nonce"]), "invalid_payload: the nonce is not 32 hex bytes")
-    price = int(entry["maxAmountRequired"])
-    terms = [(payload.get("network"), entry["network"], "wrong_network"),
-             (auth["to"], entry["payTo"], "wrong_recipient"),
-             (_int(auth, "value", "authorization"), price, "amount_mismatch")]
+    terms = [
+        (payload.get("network"), entry["network"], "wrong_network"),
+        (auth["to"], entry["payTo"], "wrong_recipient"),
+        (_int(auth, "value"), int(entry["maxAmountRequired"]), "amount_mismatch"),
+    ]
     # validBefore is exclusive: a payment is good until the second before it
-    until = _int(auth, "validBefore", "authorization") - 1
-    window = (_int(auth, "validAfter", "authorization"), until, now)
-    signer = _check(payload, entry, auth["from"], terms, window)
-    return VerifiedPayment(signer, auth["nonce"].lower(), price, until)
+    window = (_int(auth, "validAfter"), _int(auth, "validBefore") - 1)
+    return auth["from"], auth["nonce"].lower(), terms, window
 
 
-def verify_upto(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPayment:
-    """Check a ``PAYMENT-SIGNATURE`` header (a Permit2 witness) against the v2 requirement."""
-    payload = _decode(value, upto.X402_VERSION)
-    accepted = payload.get("accepted")
-    _require(isinstance(accepted, dict) and all(
-        str(accepted.get(k, "")).lower() == str(entry[k]).lower()
-        for k in ("scheme", "network", "asset", "amount", "payTo")),
-        "requirement_mismatch: 'accepted' is not this gateway's requirement")
+def _upto_terms(payload: dict[str, Any], entry: Mapping[str, Any]) -> _Terms:
+    accepted, keys = payload.get("accepted"), ("scheme", "network", "asset", "amount", "payTo")
+    _require(
+        isinstance(accepted, dict)
+        and all(_same(str(accepted.get(k)), str(entry[k])) for k in keys),
+        "requirement_mismatch: 'accepted' is not this gateway's requirement",
+    )
     inner = _object(payload, "payload")
     permit = _object(inner, "permit2Authorization")
     permitted, witness = _object(permit, "permitted"), _object(permit, "witness")
     _require(isinstance(inner.get("signature"), str), "invalid_payload: no signature")
-    facilitator = entry["extra"]["facilitatorAddress"]
-    terms = [(permitted.get("token"), entry["asset"], "wrong_token"),
-             (permit.get("spender"), UPTO_PROXY_ADDRESS, "wrong_spender"),
-             (witness.get("to"), entry["payTo"], "wrong_recipient"),
-             (witness.get("facilitator"), facilitator, "wrong_facilitator"),
-             (_int(permitted, "amount", "permitted"), int(entry["amount"]), "amount_mismatch")]
-    nonce = _int(permit, "nonce", "permit2Authorization")
-    deadline = _int(permit, "deadline", "permit2Authorization")
-    window = (_int(witness, "validAfter", "witness"), deadline, now)
-    signer = _check(payload, entry, permit.get("from"), terms, window)
-    return VerifiedPayment(signer, str(nonce), int(entry["amount"]), deadline)
+    terms = [
+        (permitted.get("token"), entry["asset"], "wrong_token"),
+        (permit.get("spender"), UPTO_PROXY_ADDRESS, "wrong_spender"),
+        (witness.get("to"), entry["payTo"], "wrong_recipient"),
+        (witness.get("facilitator"), entry["extra"]["facilitatorAddress"], "wrong_facilitator"),
+        (_int(permitted, "amount"), int(entry["amount"]), "amount_mismatch"),
+    ]
+    window = (_int(witness, "validAfter"), _int(permit, "deadline"))
+    return permit.get("from"), str(_int(permit, "nonce")), terms, window
+
+
+def verify(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPayment:
+    """Check a payment header against the ``accepts`` entry it answers: ``X-PAYMENT`` for a v1
+    ``exact`` entry, ``PAYMENT-SIGNATURE`` (a Permit2 witness) for a v2 ``upto`` one."""
+    scheme = exact if entry["scheme"] == exact.SCHEME else upto
+    try:
+        payload = decode_header(value)
+    except HeaderDecodeError as exc:
+        raise PaymentInvalid(f"invalid_payment_header: {exc}") from None
+    version, got = scheme.X402_VERSION, payload.get("x402Version")
+    _require(got == version, f"unsupported_x402_version: {got!r}, this gateway speaks {version}")
+    read = _exact_terms if scheme is exact else _upto_terms
+    signed_from, nonce, terms, (valid_after, valid_until) = read(payload, entry)
+    for got, expected, reason in terms:
+        _require(_same(got, expected), f"{reason}: {got!r}, expected {expected!r}")
+    _require(valid_after <= now, f"not_yet_valid: valid after {valid_after}, now {now}")
+    _require(now <= valid_until, f"expired: valid until {valid_until}, now {now}")
+    requirement = requirement_of(entry, version)
+    try:
+        signer = scheme.recover_payer(payload, requirement)
+    except Exception:  # noqa: BLE001 - any garbled signature is simply invalid
+        raise PaymentInvalid("invalid_signature: the signature cannot be recovered") from None
+    _require(_same(signer, signed_from), "invalid_signature: it does not recover to 'from'")
+    return VerifiedPayment(signer, nonce, requirement.amount, valid_until, scheme.SCHEME)

@@ -10,37 +10,31 @@ from typing import Any
 from .model import Answer
 
 
-def _usage(answer: Answer) -> dict[str, int]:
-    total = answer.prompt_tokens + answer.completion_tokens
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-            "total_tokens": total}
+def body(model: str, answer: Answer, proof: dict[str, Any], *, completion: bool) -> dict[str, Any]:
+    """A ``text_completion``, or a ``chat.completion`` whose message has the content ("" with
+    tool calls) and ``tool_calls`` when any."""
+    choice: dict[str, Any]
+    if completion:
+        kind, prefix, choice = "text_completion", "cmpl", {"text": answer.content}
+    else:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.content}
+        if answer.tool_calls:
+            message["tool_calls"] = answer.tool_calls
+        kind, prefix, choice = "chat.completion", "chatcmpl", {"message": message}
+    return {
+        "id": f"{prefix}-{uuid.uuid4()}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, **choice, "finish_reason": answer.finish_reason}],
+        "usage": answer.usage,
+        **proof,
+    }
 
 
-def _envelope(kind: str, model: str, choice: dict[str, Any], answer: Answer,
-              proof: dict[str, Any]) -> dict[str, Any]:
-    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
-    return {"id": f"{prefix}-{uuid.uuid4()}", "object": kind, "created": int(time.time()),
-            "model": model, "choices": [{"index": 0, **choice,
-                                         "finish_reason": answer.finish_reason}],
-            "usage": _usage(answer), **proof}
-
-
-def chat_body(model: str, answer: Answer, proof: dict[str, Any]) -> dict[str, Any]:
-    """A ``chat.completion``: content ("" with tool calls) and ``tool_calls`` when any."""
-    message: dict[str, Any] = {"role": "assistant", "content": answer.content}
-    if answer.tool_calls:
-        message["tool_calls"] = answer.tool_calls
-    return _envelope("chat.completion", model, {"message": message}, answer, proof)
-
-
-def completion_body(model: str, answer: Answer, proof: dict[str, Any]) -> dict[str, Any]:
-    """A ``text_completion``."""
-    return _envelope("text_completion", model, {"text": answer.content}, answer, proof)
-
-
-def _chunk(model: str, delta: dict[str, Any]) -> dict[str, Any]:
-    delta = {**delta, "role": "assistant"}
-    return {"choices": [{"delta": delta, "index": 0, "finish_reason": None}], "model": model}
+def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    choice = {"delta": {**delta, "role": "assistant"}, "index": 0, "finish_reason": finish_reason}
+    return {"choices": [choice], "model": model}
 
 
 def stream_events(model: str, answer: Answer, proof: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,6 +52,4 @@ def stream_events(model: str, answer: Answer, proof: dict[str, Any]) -> list[dic
                 piece.update(id=call["id"], type="function")
                 piece["function"]["name"] = call["function"]["name"]
             events.append(_chunk(model, {"tool_calls": [piece]}))
-    final = {"choices": [{"delta": {}, "index": 0, "finish_reason": answer.finish_reason}],
-             "model": model, **proof, "usage": _usage(answer)}
-    return [*events, final]
+    return [*events, {**_chunk(model, {}, answer.finish_reason), **proof, "usage": answer.usage}]

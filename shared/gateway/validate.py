@@ -1,10 +1,13 @@
-"""Input checks of chat and completion bodies (pure): each problem is named in a 400 error."""
+"""Checks of an inference request (pure): auth, content type, the JSON body and the settlement
+header. Each problem is named in the error the gateway sends (401, 415 or 400)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
-from ..types import TEE_LLM
+from ..types import TEE_LLM, x402SettlementMode
 
 MODELS = frozenset(m.value.split("/", 1)[1] for m in TEE_LLM)
 MAX_TOKENS_LIMIT = 32_768
@@ -12,7 +15,11 @@ _ROLES = ("system", "user", "assistant", "tool")
 
 
 class BadRequest(Exception):
-    """A request body the gateway refuses with 400."""
+    """A request the gateway refuses; ``status`` is 400 unless said otherwise."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _require(ok: Any, message: str) -> None:
@@ -20,12 +27,17 @@ def _require(ok: Any, message: str) -> None:
         raise BadRequest(message)
 
 
-def _number(value: Any, low: float, high: float, *, integer: bool = True) -> bool:
-    kind = isinstance(value, int) or (not integer and isinstance(value, float))
-    return kind and not isinstance(value, bool) and low <= float(value) <= high
+def _number(value: Any, low: float, high: float, kinds: tuple[type, ...] = (int,)) -> bool:
+    number = isinstance(value, kinds) and not isinstance(value, bool)
+    return number and low <= value <= high
 
 
-def model_name(value: Any) -> str:
+def _strings(data: Any, *keys: str) -> bool:
+    """``data`` is an object whose ``keys`` are all strings."""
+    return isinstance(data, dict) and all(isinstance(data.get(key), str) for key in keys)
+
+
+def _model_name(value: Any) -> str:
     """The bare model name (a ``provider/`` prefix is tolerated)."""
     _require(isinstance(value, str) and value, "'model' is required and must be a string")
     bare = value.split("/", 1)[1] if value.count("/") == 1 else value
@@ -35,14 +47,20 @@ def model_name(value: Any) -> str:
 
 def _common(body: dict[str, Any]) -> None:
     tokens, temperature, stop = body.get("max_tokens"), body.get("temperature"), body.get("stop")
-    _require(tokens is None or _number(tokens, 1, MAX_TOKENS_LIMIT),
-             f"'max_tokens' must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {tokens!r}")
-    _require(temperature is None or _number(temperature, 0, 2, integer=False),
-             f"'temperature' must be a number from 0 to 2, got {temperature!r}")
-    stops = [stop] if isinstance(stop, str) else stop
-    _require(stop is None or (isinstance(stops, list) and 0 < len(stops) <= 4
-                              and all(isinstance(s, str) and s for s in stops)),
-             "'stop' must be a non-empty string or a list of 1 to 4 non-empty strings")
+    _require(
+        tokens is None or _number(tokens, 1, MAX_TOKENS_LIMIT),
+        f"'max_tokens' must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {tokens!r}",
+    )
+    _require(
+        temperature is None or _number(temperature, 0, 2, (int, float)),
+        f"'temperature' must be a number from 0 to 2, got {temperature!r}",
+    )
+    stops: Any = [stop] if isinstance(stop, str) else stop
+    listed = isinstance(stops, list) and 0 < len(stops) <= 4
+    _require(
+        stop is None or (listed and all(isinstance(s, str) and s for s in stops)),
+        "'stop' must be a non-empty string or a list of 1 to 4 non-empty strings",
+    )
 
 
 def _message(i: int, message: Any) -> None:
@@ -51,11 +69,14 @@ def _message(i: int, message: Any) -> None:
     role, content, calls = message.get("role"), message.get("content"), message.get("tool_calls")
     _require(role in _ROLES, f"{where}.role must be one of {', '.join(_ROLES)}, got {role!r}")
     if role == "assistant" and calls is not None:
-        _require(isinstance(calls, list) and all(
-            isinstance(c, dict) and isinstance(c.get("id"), str)
-            and isinstance(c.get("function"), dict) and isinstance(c["function"].get("name"), str)
-            and isinstance(c["function"].get("arguments"), str) for c in calls),
-            f"{where}.tool_calls must be [{{id, type, function: {{name, arguments (JSON text)}}}}]")
+        _require(
+            isinstance(calls, list)
+            and all(
+                _strings(c, "id") and _strings(c.get("function"), "name", "arguments")
+                for c in calls
+            ),
+            f"{where}.tool_calls must be [{{id, type, function: {{name, arguments (JSON text)}}}}]",
+        )
         if content is None:
             return
     parts = isinstance(content, list) and all(isinstance(p, dict) for p in content)
@@ -65,54 +86,80 @@ def _message(i: int, message: Any) -> None:
 
 
 def _tools(body: dict[str, Any]) -> list[str]:
+    """The offered tools' names."""
     tools = body.get("tools")
     _require(tools is None or isinstance(tools, list), "'tools' must be a list of function tools")
-    names = []
     for i, tool in enumerate(tools or []):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        _require(isinstance(function, dict) and tool.get("type", "function") == "function"
-                 and isinstance(function.get("name"), str) and function["name"]
-                 and isinstance(function.get("parameters", {}), dict),
-                 f"tools[{i}] must be {{type: 'function', function: {{name, parameters}}}}")
-        names.append(str((function or {}).get("name")))
-    return names
+        function: Any = tool.get("function") if isinstance(tool, dict) else None
+        _require(
+            _strings(function, "name")
+            and function["name"]
+            and isinstance(function.get("parameters", {}), dict)
+            and tool.get("type", "function") == "function",
+            f"tools[{i}] must be {{type: 'function', function: {{name, parameters}}}}",
+        )
+    return [tool["function"]["name"] for tool in tools or []]
 
 
 def _choice_and_format(choice: Any, names: list[str], form: Any) -> None:
     if choice is not None and choice not in ("auto", "none", "required"):
         name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-        _require(isinstance(name, str), "'tool_choice' must be 'auto', 'none', 'required' or "
-                 "{type: 'function', function: {name}}")
+        _require(
+            isinstance(name, str),
+            "'tool_choice' must be 'auto', 'none', 'required' or "
+            "{type: 'function', function: {name}}",
+        )
         _require(name in names, f"'tool_choice' names {name!r}, which is not an offered tool")
     if form is not None:
         kind = form.get("type") if isinstance(form, dict) else None
-        _require(kind in ("text", "json_object", "json_schema"),
-                 "'response_format.type' must be text, json_object or json_schema")
+        _require(
+            kind in ("text", "json_object", "json_schema"),
+            "'response_format.type' must be text, json_object or json_schema",
+        )
         spec = form.get("json_schema") if kind == "json_schema" else {"schema": {}}
-        _require(isinstance(spec, dict) and isinstance(spec.get("schema"), dict),
-                 "'response_format.json_schema.schema' must be a JSON schema object")
+        _require(
+            isinstance(spec, dict) and isinstance(spec.get("schema"), dict),
+            "'response_format.json_schema.schema' must be a JSON schema object",
+        )
 
 
-def check_chat(body: Any) -> str:
-    """Check a chat body; returns the bare model name or raises :class:`BadRequest`."""
+def _settlement_type(value: str | None) -> str:
+    try:
+        return x402SettlementMode.parse(value or "settle-batch").value
+    except ValueError:
+        raise BadRequest(
+            f"unknown X-SETTLEMENT-TYPE {value!r}; use settle, settle-metadata or settle-batch "
+            "(generation 1) or private, individual or batch (generation 2)"
+        ) from None
+
+
+def check(
+    headers: Mapping[str, str], raw: bytes, *, completion: bool
+) -> tuple[dict[str, Any], str, str]:
+    """Check a chat (or ``completion``) request; ``headers`` have lower-case names. Returns
+    (body, bare model name, seed name of the settlement type) or raises :class:`BadRequest`."""
+    auth = headers.get("authorization", "")
+    if not auth.startswith("Bearer ") or not auth[7:].strip():
+        raise BadRequest("missing or malformed 'Authorization: Bearer <token>' header", 401)
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BadRequest(f"Content-Type must be application/json, got {content_type!r}", 415)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
     _require(isinstance(body, dict), "the request body must be a JSON object")
-    model = model_name(body.get("model"))
-    messages = body.get("messages")
-    _require(isinstance(messages, list) and messages, "'messages' must be a non-empty list")
-    for i, message in enumerate(messages):
-        _message(i, message)
+    model = _model_name(body.get("model"))
+    if completion:
+        prompt = body.get("prompt")
+        _require(isinstance(prompt, str) and prompt, "'prompt' must be a non-empty string")
+        _require(not body.get("stream"), "completions do not stream; drop 'stream' or use chat")
+    else:
+        messages = body.get("messages")
+        _require(isinstance(messages, list) and messages, "'messages' must be a non-empty list")
+        for i, message in enumerate(messages):
+            _message(i, message)
+        _choice_and_format(body.get("tool_choice"), _tools(body), body.get("response_format"))
+        _require(isinstance(body.get("stream", False), bool), "'stream' must be a boolean")
     _common(body)
-    _choice_and_format(body.get("tool_choice"), _tools(body), body.get("response_format"))
-    _require(isinstance(body.get("stream", False), bool), "'stream' must be a boolean")
-    return model
-
-
-def check_completion(body: Any) -> str:
-    """Check a completion body; returns the bare model name or raises :class:`BadRequest`."""
-    _require(isinstance(body, dict), "the request body must be a JSON object")
-    model = model_name(body.get("model"))
-    prompt = body.get("prompt")
-    _require(isinstance(prompt, str) and prompt, "'prompt' must be a non-empty string")
-    _require(not body.get("stream"), "completions do not stream; drop 'stream' or use chat")
-    _common(body)
-    return model
+    return body, model, _settlement_type(headers.get("x-settlement-type"))

@@ -57,7 +57,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _requirement(entry: Any, version: int, resource_url: str) -> PaymentRequirement:
+def requirement_of(entry: Any, version: int, resource_url: str = "") -> PaymentRequirement:
+    """Read one ``accepts`` entry of an x402 ``version`` challenge; raises
+    :class:`ChallengeError` when it lacks or garbles a field."""
     if not isinstance(entry, dict):
         raise ChallengeError("an 'accepts' entry is not an object")
     amount_key = "maxAmountRequired" if version == 1 else "amount"
@@ -110,7 +112,7 @@ def parse_challenge(headers: Mapping[str, str], body: bytes) -> PaymentChallenge
     return PaymentChallenge(
         x402_version=version,
         error=data.get("error"),
-        accepts=tuple(_requirement(entry, version, url) for entry in accepts),
+        accepts=tuple(requirement_of(entry, version, url) for entry in accepts),
         resource=resource,
         raw=data,
     )
