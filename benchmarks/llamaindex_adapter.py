@@ -1,0 +1,146 @@
+"""What the LlamaIndex adapter costs, as ratios measured in one run on a LocalGateway:
+
+- ``OpenGradient.chat`` vs ``LLM.chat`` per call, on the same transport and gateway (goal
+  <= 1.3x): the adapter's own overhead (message mapping, callbacks and instrumentation events,
+  metadata);
+- 64 concurrent ``OpenGradient.achat`` with 200 ms gateway latency vs one ``achat`` (goal
+  <= 2x): calls really run concurrently on the async path. Measured for both protocol
+  generations, next to the same burst made with the transport alone (``LLM.achat``), so that
+  what the adapter adds is visible apart from what the transport costs.
+
+The gateway runs in a child process so that its CPU work (payment recovery, RSA signing) does
+not share this process's GIL with the client being measured, with a deep listen backlog.
+
+``rows()`` feeds ``benchmarks/run_all.py``; run alone: ``python benchmarks/llamaindex_adapter.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from eth_account import Account
+from llama_index.core.llms import ChatMessage
+from opengradient_shared import LLM, TEE_LLM
+
+from llamaindex_opengradient import OpenGradient
+
+MODEL = TEE_LLM.GPT_4O
+PROMPT = "Say something short about benchmarks."
+MESSAGES = [{"role": "user", "content": PROMPT}]
+ROUNDS = 5
+CALLS = 15
+
+
+def _serve(commands: Connection, protocol: str) -> None:
+    """Child process: a LocalGateway whose ``latency`` the parent sets through ``commands``."""
+    from opengradient_shared.gateway import LocalGateway
+    from opengradient_shared.gateway.server import GatewayServer
+
+    GatewayServer.request_queue_size = 256
+    with LocalGateway(protocol=protocol) as gateway:
+        commands.send(gateway.url)
+        while (latency := commands.recv()) is not None:
+            gateway.latency = latency
+            commands.send(True)
+
+
+class _Gateway:
+    def __init__(self, protocol: str) -> None:
+        self._pipe, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(child, protocol), daemon=True
+        )
+        self._process.start()
+        self.url: str = self._pipe.recv()
+
+    def set_latency(self, seconds: float) -> None:
+        self._pipe.send(seconds)
+        self._pipe.recv()
+
+    def stop(self) -> None:
+        self._pipe.send(None)
+        self._process.join(timeout=10)
+
+
+def _median_round(run: Callable[[], Any]) -> float:
+    """Seconds per call: the median of ``ROUNDS`` rounds of ``CALLS`` calls."""
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        for _ in range(CALLS):
+            run()
+        times.append((time.perf_counter() - started) / CALLS)
+    return statistics.median(times)
+
+
+def chat_ratio(transport: LLM) -> tuple[float, float]:
+    """``OpenGradient.chat`` over ``LLM.chat`` on the same transport, and the difference in
+    milliseconds per call."""
+    llm = OpenGradient(model=MODEL, client=transport)
+    messages = [ChatMessage(role="user", content=PROMPT)]
+    llm.chat(messages)  # warm: the first 402 and the TEE key are behind us
+    bare = _median_round(lambda: transport.chat(MODEL, MESSAGES))
+    adapted = _median_round(lambda: llm.chat(messages))
+    return adapted / bare, (adapted - bare) * 1000
+
+
+def burst_ratio(
+    url: str, gateway: _Gateway, adapter: bool, n: int = 64, latency: float = 0.2
+) -> float:
+    """``n`` concurrent calls over one call, with ``latency`` at the gateway: ``OpenGradient
+    .achat`` (``adapter``) or ``LLM.achat`` (the baseline), on a fresh transport."""
+    transport = LLM(Account.create(), url)
+    llm = OpenGradient(model=MODEL, client=transport)
+    messages = [ChatMessage(role="user", content=PROMPT)]
+
+    async def call() -> Any:
+        return await (llm.achat(messages) if adapter else transport.achat(MODEL, MESSAGES))
+
+    async def measure() -> float:
+        await call()  # warm: the first 402 and the TEE key are behind us
+        gateway.set_latency(latency)
+        try:
+            started = time.perf_counter()
+            await call()
+            one = time.perf_counter() - started
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(call() for _ in range(n)))
+            assert len(answers) == n
+            return (time.perf_counter() - started) / one
+        finally:
+            gateway.set_latency(0.0)
+            await transport.aclose()
+
+    return asyncio.run(measure())
+
+
+def rows() -> list[tuple[str, float, str]]:
+    """(measurement, value, goal) rows for ``benchmarks/run_all.py``."""
+    out: list[tuple[str, float, str]] = []
+    for protocol in ("v1", "v2"):
+        gateway = _Gateway(protocol)
+        try:
+            if protocol == "v1":
+                with LLM(Account.create(), gateway.url) as transport:
+                    ratio, extra_ms = chat_ratio(transport)
+                out.append(("OpenGradient.chat / LLM.chat", ratio, "<= 1.3x"))
+                out.append(("OpenGradient.chat minus LLM.chat per call (ms)", extra_ms, "info"))
+            for adapter, name, goal in (
+                (True, "64 concurrent achat / one achat, 200 ms", "<= 2x"),
+                (False, "baseline: 64 LLM.achat / one", "info"),
+            ):
+                out.append((f"{protocol} {name}", burst_ratio(gateway.url, gateway, adapter), goal))
+        finally:
+            gateway.stop()
+    return out
+
+
+if __name__ == "__main__":
+    for name, value, goal in rows():
+        print(f"{name:<48} {value:8.3f}   goal {goal}")
