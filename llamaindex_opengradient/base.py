@@ -162,7 +162,8 @@ class OpenGradient(FunctionCallingLLM):
     )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
-        description="Request options for every chat call: 'stop' (list) and 'response_format'.",
+        description="Request options of every call: 'stop' (a list of strings) and "
+        "'response_format' (chat calls only: the completion endpoint takes no format).",
     )
     client: Any = Field(
         default=None, exclude=True, description="An existing opengradient_shared.LLM to use."
