@@ -77,7 +77,9 @@ class OpenGradient(FunctionCallingLLM):
     Every answer's TEE proof is verified by the transport (``opengradient_shared.LLM``). Each
     ``ChatResponse`` / ``CompletionResponse`` (and the last response of a stream) carries in
     ``additional_kwargs``: ``tee_proof`` and ``payment`` (dicts), ``payment_hash``, ``usage``,
-    ``finish_reason`` and ``model``; ``raw`` is the transport's output as a dict.
+    ``finish_reason`` and ``model``; ``raw`` is the transport's output as a dict (so that
+    LlamaIndex's ``TokenCountingHandler`` reads the usage, and a ``FunctionAgent`` step's proof
+    is at ``AgentOutput.raw["tee_proof"]``).
 
     ```python
     from llama_index.core.llms import ChatMessage
