@@ -17,11 +17,9 @@ not share this process's GIL with the client being measured, with a deep listen 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 from eth_account import Account
@@ -30,42 +28,13 @@ from opengradient_shared import LLM, TEE_LLM
 
 from llamaindex_opengradient import OpenGradient
 
+from _child_gateway import ChildGateway
+
 MODEL = TEE_LLM.GPT_4O
 PROMPT = "Say something short about benchmarks."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 ROUNDS = 5
 CALLS = 15
-
-
-def _serve(commands: Connection, protocol: str) -> None:
-    """Child process: a LocalGateway whose ``latency`` the parent sets through ``commands``."""
-    from opengradient_shared.gateway import LocalGateway
-    from opengradient_shared.gateway.server import GatewayServer
-
-    GatewayServer.request_queue_size = 256
-    with LocalGateway(protocol=protocol) as gateway:
-        commands.send(gateway.url)
-        while (latency := commands.recv()) is not None:
-            gateway.latency = latency
-            commands.send(True)
-
-
-class _Gateway:
-    def __init__(self, protocol: str) -> None:
-        self._pipe, child = multiprocessing.Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(child, protocol), daemon=True
-        )
-        self._process.start()
-        self.url: str = self._pipe.recv()
-
-    def set_latency(self, seconds: float) -> None:
-        self._pipe.send(seconds)
-        self._pipe.recv()
-
-    def stop(self) -> None:
-        self._pipe.send(None)
-        self._process.join(timeout=10)
 
 
 def _median_round(run: Callable[[], Any]) -> float:
@@ -91,7 +60,7 @@ def chat_ratio(transport: LLM) -> tuple[float, float]:
 
 
 def burst_ratio(
-    url: str, gateway: _Gateway, adapter: bool, n: int = 64, latency: float = 0.2
+    url: str, gateway: ChildGateway, adapter: bool, n: int = 64, latency: float = 0.2
 ) -> float:
     """``n`` concurrent calls over one call, with ``latency`` at the gateway: ``OpenGradient
     .achat`` (``adapter``) or ``LLM.achat`` (the baseline), on a fresh transport."""
@@ -104,7 +73,7 @@ def burst_ratio(
 
     async def measure() -> float:
         await call()  # warm: the first 402 and the TEE key are behind us
-        gateway.set_latency(latency)
+        gateway.set("latency", latency)
         try:
             started = time.perf_counter()
             await call()
@@ -114,7 +83,7 @@ def burst_ratio(
             assert len(answers) == n
             return (time.perf_counter() - started) / one
         finally:
-            gateway.set_latency(0.0)
+            gateway.set("latency", 0.0)
             await transport.aclose()
 
     return asyncio.run(measure())
@@ -124,7 +93,7 @@ def rows() -> list[tuple[str, float, str]]:
     """(measurement, value, goal) rows for ``benchmarks/run_all.py``."""
     out: list[tuple[str, float, str]] = []
     for protocol in ("v1", "v2"):
-        gateway = _Gateway(protocol)
+        gateway = ChildGateway(protocol)
         try:
             if protocol == "v1":
                 with LLM(Account.create(), gateway.url) as transport:
@@ -137,7 +106,7 @@ def rows() -> list[tuple[str, float, str]]:
             ):
                 out.append((f"{protocol} {name}", burst_ratio(gateway.url, gateway, adapter), goal))
         finally:
-            gateway.stop()
+            gateway.close()
     return out
 
 

@@ -18,11 +18,9 @@ the client being measured.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 import requests
@@ -31,44 +29,12 @@ from opengradient_shared import LLM, TEE_LLM
 from opengradient_shared.protocol import prepare_chat
 from opengradient_shared.x402 import exact, parse_challenge, upto
 
+from _child_gateway import ChildGateway
+
 MODEL = TEE_LLM.GPT_4O
 MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}]
 ROUNDS = 5
 CALLS = 12
-
-
-def _serve(commands: Connection, protocol: str) -> None:
-    """Child process: a LocalGateway whose knobs the parent sets through ``commands``."""
-    from opengradient_shared.gateway import LocalGateway
-    from opengradient_shared.gateway.server import GatewayServer
-
-    # socketserver's default listen backlog (5) drops bursts of new connections into 1 s
-    # SYN retries; a production gateway listens with a deep backlog.
-    GatewayServer.request_queue_size = max(GatewayServer.request_queue_size, 256)
-    with LocalGateway(protocol=protocol) as gateway:
-        commands.send(gateway.url)
-        while (command := commands.recv()) is not None:
-            setattr(gateway, command[0], command[1])
-            commands.send(True)
-
-
-class _Gateway:
-    """A LocalGateway in a child process."""
-
-    def __init__(self, protocol: str) -> None:
-        self._pipe, child = multiprocessing.Pipe()
-        context = multiprocessing.get_context("spawn")
-        self._process = context.Process(target=_serve, args=(child, protocol), daemon=True)
-        self._process.start()
-        self.url: str = self._pipe.recv()
-
-    def set(self, name: str, value: float) -> None:
-        self._pipe.send((name, value))
-        self._pipe.recv()
-
-    def close(self) -> None:
-        self._pipe.send(None)
-        self._process.join(timeout=5)
 
 
 def _bare(url: str, account: Any, stream: bool) -> Callable[[], bytes]:
@@ -137,7 +103,7 @@ def per_call_ratio(url: str) -> float:
     return statistics.median(ours) / statistics.median(theirs)
 
 
-def concurrency_ratio(gateway: _Gateway, n: int = 64, latency: float = 0.2) -> float:
+def concurrency_ratio(gateway: ChildGateway, n: int = 64, latency: float = 0.2) -> float:
     """Wall time of ``n`` concurrent ``achat`` calls over one call, with gateway latency."""
     llm = LLM(Account.create(), gateway.url)
 
@@ -160,7 +126,7 @@ def concurrency_ratio(gateway: _Gateway, n: int = 64, latency: float = 0.2) -> f
     return asyncio.run(run())
 
 
-def first_chunk_ratio(gateway: _Gateway, chunk_delay: float = 0.02) -> float:
+def first_chunk_ratio(gateway: ChildGateway, chunk_delay: float = 0.02) -> float:
     """Median time to the first streamed chunk via ``LLM.chat(stream=True)`` over a bare read."""
     account = Account.create()
     bare = _bare(gateway.url, account, stream=True)
@@ -200,7 +166,7 @@ def rows() -> list[tuple[str, float, str]]:
     """(measurement, value, goal) rows for ``benchmarks/run_all.py``."""
     out: list[tuple[str, float, str]] = []
     for protocol in ("v1", "v2"):
-        gateway = _Gateway(protocol)
+        gateway = ChildGateway(protocol)
         try:
             url = gateway.url
             out.append(
