@@ -18,19 +18,8 @@ __all__ = ["Gateway", "Ledger", "LocalGateway", "Settlement", "generate_key_pem"
 
 
 class LocalGateway(Gateway):
-    """A :class:`Gateway` served by a background thread; a context manager.
-
-    ``LocalGateway(*, host="127.0.0.1", port=0, protocol="v1", network=None, asset=None,
-    pay_to=..., price=1000, token_price=10**12, session_cap=10**17, session_idle_timeout=300,
-    facilitator=..., balances=None, latency=0.0, chunk_delay=0.0, socket_timeout=15.0,
-    signing_key_pem=None, ledger_path=None)``. ``port=0`` picks a free port; ``network``
-    defaults to og-evm (v1) or eip155:8453 (v2), ``asset`` to the network's (OPG for v2);
-    ``price`` is per v1 call and ``token_price`` per v2 token (an int or ``{model: int}``);
-    ``balances`` None is unlimited, else ``{address: base units}``; ``latency`` is slept
-    before each inference answer and ``chunk_delay`` between SSE events; ``signing_key_pem``
-    (an RSA private key) None generates one; ``ledger_path`` gets final settlements as JSON
-    lines. Knobs may be changed while it runs.
-    """
+    """A :class:`Gateway` (its knobs are keyword arguments) served on ``host``:``port`` by a
+    background thread; a context manager. ``port=0`` picks a free port."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
         super().__init__(**options)

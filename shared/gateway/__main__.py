@@ -1,4 +1,5 @@
-"""``python -m opengradient_shared.gateway`` / ``opengradient-gateway``: serve in the foreground."""
+"""A local OpenGradient TEE LLM gateway in the foreground (``python -m
+opengradient_shared.gateway`` or ``opengradient-gateway``); stops on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -19,9 +20,7 @@ def _price(text: str) -> int | dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, start the gateway and serve until interrupted."""
-    parser = argparse.ArgumentParser(
-        prog="opengradient-gateway", description="A local OpenGradient TEE LLM gateway."
-    )
+    parser = argparse.ArgumentParser("opengradient-gateway", description=__doc__)
     add = parser.add_argument
     add("--host", default="127.0.0.1")
     add("--port", type=int, default=8000, help="0 picks a free port")
@@ -40,19 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "key_file" in options:
             options["signing_key_pem"] = Path(options.pop("key_file")).read_bytes()
-        gateway = LocalGateway(**options).start()
+        gw = LocalGateway(**options).start()
     except (OSError, ValueError) as exc:
         print(f"opengradient-gateway: {exc}", file=sys.stderr)
         return 2
-    print(f"listening on {gateway.url}", flush=True)
-    print(
-        f"protocol {gateway.protocol}, network {gateway.network}, tee_id {gateway.tee_id}",
-        flush=True,
-    )
+    print(f"listening on {gw.url}", flush=True)
+    print(f"protocol {gw.protocol}, network {gw.network}, tee_id {gw.tee_id}", flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate: stop cleanly
     with contextlib.suppress(KeyboardInterrupt):
-        gateway.wait()
-    gateway.stop()
+        gw.wait()
+    gw.stop()
     return 0
 
 

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import InitVar, dataclass, field, replace
+from dataclasses import InitVar, dataclass, field
 from typing import Any
-
-from eth_hash.auto import keccak
 
 from .. import tee
 from ..x402 import exact, upto
 from ..x402.challenge import PAYMENT_REQUIRED_HEADER, SESSION_EXHAUSTED
 from ..x402.encoding import encode_header
 from ..x402.networks import OPG_BASE_ADDRESS, lookup_network
-from . import model, payments, responses
+from . import model, payments
 from .ledger import Ledger, Settlement
 from .signer import TeeSigner
 from .validate import BadRequest, check
@@ -44,6 +41,14 @@ class Reply:
     events: list[dict[str, Any]] | None = None
 
 
+Headers = Mapping[str, str]
+Json = dict[str, Any]
+Paid = dict[str, str] | Reply
+"""The headers of a paid answer, or the refusal to send instead."""
+Settled = Settlement | str | None
+"""A ledger entry, why a payment was refused, or None: no payment."""
+
+
 def _per_model(price: int | Mapping[str, int], model_name: str, default: int) -> int:
     """A flat price, or the model's entry of ``{model: price}`` (``default`` when missing)."""
     if isinstance(price, Mapping):
@@ -52,19 +57,21 @@ def _per_model(price: int | Mapping[str, int], model_name: str, default: int) ->
     return int(price)
 
 
-def _transaction(header: str) -> str:
-    """A deterministic stand-in for an on-chain transaction hash."""
-    return "0x" + keccak(header.encode()).hex()
-
-
 @dataclass(kw_only=True, eq=False)
 class Gateway:
-    """The gateway's knobs, state and request logic. Knobs are plain attributes that may be
-    changed while it serves. ``price`` and ``token_price`` are an int or ``{model: int}``."""
+    """The gateway's knobs, state and request logic; knobs may be changed while it serves.
+
+    ``network`` defaults to og-evm (v1) or eip155:8453 (v2), ``asset`` to the network's (OPG for
+    v2); ``price`` is per v1 call and ``token_price`` per v2 token (an int or ``{model: int}``);
+    ``balances`` None is unlimited, else ``{address: base units}``; ``latency`` is slept before
+    each inference answer and ``chunk_delay`` between SSE events; ``socket_timeout`` drops a
+    silent client; ``signing_key_pem`` (an RSA private key) None generates one;
+    ``ledger_path`` gets final settlements as JSON lines.
+    """
 
     protocol: str = "v1"
-    network: str | None = None
-    asset: str | None = None
+    network: str = ""
+    asset: str = ""
     pay_to: str = payments.DEFAULT_PAY_TO
     price: int | Mapping[str, int] = DEFAULT_PRICE
     token_price: int | Mapping[str, int] = DEFAULT_TOKEN_PRICE
@@ -111,7 +118,7 @@ class Gateway:
             "settlements": len(self.ledger.entries),
         }
 
-    def handle(self, path: str, headers: Mapping[str, str], raw: bytes) -> Reply:
+    def handle(self, path: str, headers: Headers, raw: bytes) -> Reply:
         """Answer a POST to an inference path; ``headers`` have lower-case names."""
         completion = path == COMPLETION_PATH
         try:
@@ -120,84 +127,56 @@ class Gateway:
             return Reply(exc.status, {"error": str(exc)})
         # the model is pure and cheap: run it first, so a session can be metered atomically
         answer = model.complete(body) if completion else model.chat(body)
-        if self.protocol == "v1":
-            paid = self._pay_exact(path, headers, model_name, settlement)
-        else:
-            price = _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
-            cost = answer.usage["total_tokens"] * price
-            paid = self._pay_upto(path, headers, settlement, cost)
+        pay = self._pay_exact if self.protocol == "v1" else self._pay_upto
+        paid = pay(path, headers, model_name, settlement, answer.usage["total_tokens"])
         if isinstance(paid, Reply):
             return paid
         request_hash = tee.request_hash(body, completion=completion)
         output_hash = tee.output_hash(answer.content, answer.tool_calls)
         proof = self.signer.proof_fields(request_hash, output_hash)
-        if exact.RECEIPT_HEADER in paid:  # generation 1 also names the processing
-            paid["x-processing-hash"] = _transaction(request_hash + paid[exact.RECEIPT_HEADER])
         if body.get("stream"):
-            return Reply(200, {}, paid, responses.stream_events(model_name, answer, proof))
-        return Reply(200, responses.body(model_name, answer, proof, completion=completion), paid)
+            return Reply(200, {}, paid, answer.events(model_name, proof))
+        return Reply(200, answer.body(model_name, proof, completion=completion), paid)
 
-    def _settle(
-        self,
-        header: str | None,
-        requirement: dict[str, Any],
-        path: str,
-        settlement: str,
-        session_id: str | None = None,
-    ) -> Settlement | str | None:
-        """Verify a payment header and settle it (a v2 permit opens the session ``session_id``);
-        returns the ledger entry, why the payment was refused, or None without a header."""
+    def _settle(self, header: str | None, requirement: Json, path: str, kind: str) -> Settled:
+        """Record what a payment header settles; returns the ledger entry, why the payment was
+        refused, or None without a header."""
         if header is None:
             return None
         try:
-            paid = payments.verify(header, requirement, int(time.time()))
+            entry = payments.settlement(header, requirement, int(time.time()), path, kind)
         except payments.PaymentInvalid as exc:
-            return exc.reason
-        entry = Settlement(
-            payer=paid.payer,
-            amount=paid.amount,
-            nonce=paid.nonce,
-            settlement_type=settlement,
-            scheme=paid.scheme,
-            network=str(self.network),
-            asset=str(self.asset),
-            pay_to=self.pay_to,
-            path=path,
-            transaction=_transaction(header),
-            timestamp=int(time.time()),
-            expires_at=paid.expires_at,
-        )
-        if session_id:  # nothing used yet, up to the permit's amount
-            entry = replace(entry, amount=0, cap=paid.amount, session_id=session_id, closed=False)
+            return str(exc)
         return self.ledger.settle(entry, self.balances) or entry
 
-    def _pay_exact(
-        self, path: str, headers: Mapping[str, str], model_name: str, settlement: str
-    ) -> dict[str, str] | Reply:
+    def _pay_exact(self, path: str, headers: Headers, model_name: str, kind: str, _: int) -> Paid:
         """Settle the request's ``X-PAYMENT``; a 402 with the challenge when it fails."""
         price = _per_model(self.price, model_name, DEFAULT_PRICE)
         requirement = payments.exact_requirement(
-            str(self.network), str(self.asset), self.pay_to, price, self.base_url, path
+            self.network, self.asset, self.pay_to, price, self.base_url, path
         )
-        entry = self._settle(headers.get(exact.HEADER.lower()), requirement, path, settlement)
+        entry = self._settle(headers.get(exact.HEADER.lower()), requirement, path, kind)
         if not isinstance(entry, Settlement):
             error = entry or f"payment required: send an {exact.HEADER} header"
             return Reply(402, {"x402Version": 1, "error": error, "accepts": [requirement]})
         done = {"transaction": entry.transaction, "network": entry.network, "payer": entry.payer}
-        return {exact.RECEIPT_HEADER: encode_header({"success": True, **done})}
+        receipt = encode_header({"success": True, **done})
+        processing = payments.transaction_hash(f"{entry.nonce} {path}")  # generation 1 only
+        return {exact.RECEIPT_HEADER: receipt, "x-processing-hash": processing}
 
     def _pay_upto(
-        self, path: str, headers: Mapping[str, str], settlement: str, cost: int
-    ) -> dict[str, str] | Reply:
-        """Open a session with a permit, or meter ``cost`` on the session named; a 402 when
-        neither works (with the challenge when a permit is wanted)."""
+        self, path: str, headers: Headers, model_name: str, kind: str, tokens: int
+    ) -> Paid:
+        """Open a session with a permit, or meter the ``tokens`` used on the session named; a
+        402 when neither works (with the challenge when a permit is wanted)."""
+        cost = tokens * _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
         requirement = payments.upto_requirement(
-            str(self.network), str(self.asset), self.pay_to, self.session_cap, self.facilitator
+            self.network, self.asset, self.pay_to, self.session_cap, self.facilitator
         )
         header = headers.get(upto.HEADER.lower())
         session_id = headers.get(upto.SESSION_HEADER.lower())
         if header is not None or session_id is None:
-            entry = self._settle(header, requirement, path, settlement, str(uuid.uuid4()))
+            entry = self._settle(header, requirement, path, kind)
             if not isinstance(entry, Settlement):
                 challenge = payments.upto_challenge(requirement, self.base_url, path, entry)
                 body = {"error": entry} if entry else {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+Json = dict[str, Any]
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w)")
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|(?<!\w)'([^']+)'(?!\w)")
 _NAME = re.compile(r"\b[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*")
@@ -29,10 +30,10 @@ def _lower_words(text: str) -> set[str]:
 
 
 class _Evidence:
-    """What the text offers, consumed as fields are filled."""
+    """What the text offers, consumed as fields are filled; ``root`` is the whole schema."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, text: str, root: Json) -> None:
+        self.text, self.root = text, root
         self.words = _lower_words(text)
         self.numbers = _NUMBER.findall(text)
         self.quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
@@ -55,7 +56,7 @@ class _Evidence:
         return self.names.pop(0) if self.names else None
 
 
-def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
+def _resolve(schema: Any, root: Json) -> Json:
     """Follow ``$ref`` and take the first non-null branch of ``anyOf``/``oneOf``/``allOf``."""
     if not isinstance(schema, dict):
         return {}
@@ -72,11 +73,9 @@ def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _value(
-    schema: Any, name: str, text: _Evidence, root: dict[str, Any], force: bool
-) -> tuple[bool, Any]:
+def _value(schema: Any, name: str, text: _Evidence, force: bool) -> tuple[bool, Any]:
     """(found, value) of one field; with ``force`` a default stands in when the text has none."""
-    schema = _resolve(schema, root)
+    schema = _resolve(schema, text.root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
     if "const" in schema:
@@ -93,11 +92,11 @@ def _value(
         negated = re.search(r"\b(no|not|false|never)\b", text.text, re.I) is not None
         return force or name.lower() in text.words, not negated
     if kind == "object":
-        return True, fill_object(schema, text, root, fill_all=force)
+        return True, fill_object(schema, text, fill_all=force)
     if kind == "array":
-        items, values = _resolve(schema.get("items") or {}, root), list[Any]()
+        items, values = _resolve(schema.get("items") or {}, text.root), list[Any]()
         while len(values) < 8:
-            found, value = _value(items, name, text, root, force and not values)
+            found, value = _value(items, name, text, force and not values)
             if not found:
                 break
             values.append(value)
@@ -108,22 +107,15 @@ def _value(
     return (True, phrase) if phrase is not None else (force, schema.get("default", name))
 
 
-def fill_object(
-    schema: dict[str, Any],
-    text: _Evidence | str,
-    root: dict[str, Any] | None = None,
-    *,
-    fill_all: bool = False,
-) -> dict[str, Any]:
+def fill_object(schema: Json, text: str | _Evidence, *, fill_all: bool = False) -> Json:
     """An object fitting ``schema`` (``properties``/``required``) with values from the text;
     ``fill_all`` fills every property, not only the required ones."""
-    evidence = _Evidence(text) if isinstance(text, str) else text
-    root = schema if root is None else root
-    schema = _resolve(schema, root)
+    evidence = _Evidence(text, schema) if isinstance(text, str) else text
+    schema = _resolve(schema, evidence.root)
     required = set(schema.get("required") or [])
     out = {}
     for name, sub in (schema.get("properties") or {}).items():
-        found, value = _value(sub, name, evidence, root, fill_all or name in required)
+        found, value = _value(sub, name, evidence, fill_all or name in required)
         if found:
             out[name] = value
     return out

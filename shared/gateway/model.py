@@ -1,9 +1,9 @@
-"""The deterministic built-in model (pure): the same request always gets the same answer.
+"""The deterministic built-in model: the same request always gets the same answer.
 
 With tools it calls the one that best matches the user's words (arguments from the text), one
 step at a time, then answers from the results; RAG prompts get the context sentence that best
 matches the question; a JSON schema gets JSON that fits it; anything else an echo. ``stop``
-and ``max_tokens`` (whitespace tokens) cut the text.
+and ``max_tokens`` (whitespace tokens) cut the text. :class:`Answer` gives the OpenAI shapes.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fill import fill_object
+from .fill import Json, fill_object
 
 _STOPWORDS = frozenset(
     "a an the is are was were be been of to in on at for by with and or not what which who whom "  # noqa: SIM905
@@ -36,21 +38,62 @@ _CONTEXT = re.compile(
 _PRONOUN = re.compile(r"(?:It|They|This|These|He|She|Its|Their|His|Her)\b")
 
 
+def _chunk(model: str, delta: Json, finish_reason: str | None = None) -> Json:
+    choice = {"delta": {**delta, "role": "assistant"}, "index": 0, "finish_reason": finish_reason}
+    return {"choices": [choice], "model": model}
+
+
 @dataclass(frozen=True)
 class Answer:
-    """What the model produced: text or tool calls, why it stopped, and token counts."""
+    """What the model produced: text or tool calls, why it stopped, and token counts; shaped
+    as OpenAI JSON with the TEE fields (``proof``) by :meth:`body` and :meth:`events`."""
 
     content: str
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[Json] = field(default_factory=list)
 
     @property
     def usage(self) -> dict[str, int]:
         """The OpenAI ``usage`` object."""
         used = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
         return {**used, "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+    def body(self, model: str, proof: Json, *, completion: bool) -> Json:
+        """A ``text_completion``, or a ``chat.completion`` whose message has the content (""
+        with tool calls) and ``tool_calls`` when any."""
+        choice: Json = {"text": self.content}
+        if not completion:
+            choice = {"message": {"role": "assistant", "content": self.content}}
+            if self.tool_calls:
+                choice["message"]["tool_calls"] = self.tool_calls
+        return {
+            "id": f"{'cmpl' if completion else 'chatcmpl'}-{uuid.uuid4()}",
+            "object": "text_completion" if completion else "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, **choice, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+            **proof,
+        }
+
+    def events(self, model: str, proof: Json) -> list[Json]:
+        """The SSE ``data:`` objects of a streamed answer: the text word by word, each tool
+        call's arguments in pieces (``index``, ``id``, ``type``, ``function.name`` on the first
+        piece), then the final chunk with ``finish_reason``, the TEE fields and ``usage``."""
+        words = re.findall(r"\s*\S+(?:\s+$)?", self.content)
+        events = [_chunk(model, {"content": w}) for w in words or [self.content] if w]
+        for index, call in enumerate(self.tool_calls):
+            arguments = call["function"]["arguments"]
+            for start in range(0, max(len(arguments), 1), 12):
+                text = arguments[start : start + 12]
+                piece: Json = {"index": index, "function": {"arguments": text}}
+                if start == 0:
+                    piece.update(id=call["id"], type="function")
+                    piece["function"]["name"] = call["function"]["name"]
+                events.append(_chunk(model, {"tool_calls": [piece]}))
+        return [*events, {**_chunk(model, {}, self.finish_reason), **proof, "usage": self.usage}]
 
 
 def _text(content: Any) -> str:
@@ -84,29 +127,24 @@ def _limit(text: str, max_tokens: int | None, stop: Any) -> tuple[str, str]:
     return text, "stop"
 
 
-def _rag(prompt: str) -> tuple[str, str, str] | None:
-    """(context, query, existing answer) of a RAG prompt, or None."""
+def _rag_answer(prompt: str) -> str | None:
+    """For a RAG prompt (context passages and a question): the context sentence sharing most
+    words with the question (one opening with a pronoun also counts the sentence before it),
+    else a refine prompt's existing answer. None for any other prompt."""
     query = _ORIGINAL_QUERY.search(prompt) or _QUERY.search(prompt)
     if not query:
         return None
     blocks, label = _SEPARATOR.split(prompt), _CONTEXT.search(prompt)
-    if len(blocks) >= 3:
-        context = "\n".join(blocks[1:-1])
-    else:
-        context = label.group(1) if label else prompt[: query.start()]
-    existing = _EXISTING.search(prompt)
-    answer = next(g for g in existing.groups() if g).strip() if existing else ""
-    return context, query.group(1).strip(), answer
-
-
-def _answer_rag(context: str, query: str, existing: str = "") -> str:
-    """The sentence sharing most words with the query (a sentence opening with a pronoun also
-    counts the sentence before it); the existing answer when none shares any."""
-    best, best_score, previous = existing or "The context does not say.", 0, ""
+    context = label.group(1) if label else prompt[: query.start()]
+    context = "\n".join(blocks[1:-1]) if len(blocks) >= 3 else context
+    found = _EXISTING.search(prompt)
+    existing = next(g for g in found.groups() if g).strip() if found else ""
+    asked, previous = _words(query.group(1)), ""
+    best, best_score = existing or "The context does not say.", 0
     for sentence in re.split(r"(?<=[.!?])\s+|\n+", context + "\n" + existing):
         sentence = sentence.strip()
         scope = previous + " " + sentence if _PRONOUN.match(sentence) else sentence
-        score = len(_words(query) & _words(scope))
+        score = len(asked & _words(scope))
         if score > best_score and not _SEPARATOR.match(sentence):
             best, best_score = sentence, score
         previous = sentence
@@ -115,11 +153,8 @@ def _answer_rag(context: str, query: str, existing: str = "") -> str:
 
 def _reply(prompt: str, echo: str | None = None) -> str:
     """A RAG answer from ``prompt``, or an echo of the start of ``echo`` (default: the prompt)."""
-    rag = _rag(prompt)
-    if rag:
-        return _answer_rag(*rag)
-    words = (prompt if echo is None else echo).split()
-    return "You said: " + " ".join(words[:40]) + (" ..." if len(words) > 40 else "")
+    answer, words = _rag_answer(prompt), (prompt if echo is None else echo).split()
+    return answer or "You said: " + " ".join(words[:40]) + (" ..." if len(words) > 40 else "")
 
 
 def _score(tool: dict[str, Any], request: str) -> tuple[int, int]:

@@ -1,21 +1,25 @@
-"""What the gateway asks to be paid, and the check of a payment header (pure, no I/O).
+"""What the gateway asks to be paid, and what a payment header settles (pure, no I/O).
 
 Generation 1: x402 v1 ``exact`` (EIP-3009), one payment per call. Generation 2: x402 v2
 ``upto`` (Permit2), one permit opens a metered session. Nonce reuse and funds are checked by
-the ledger, atomically with settling.
+the ledger, atomically with recording the settlement.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
+
+from eth_hash.auto import keccak
 
 from ..x402 import exact, upto
 from ..x402.challenge import requirement_of
 from ..x402.encoding import HeaderDecodeError, decode_header, encode_header
 from ..x402.networks import UPTO_PROXY_ADDRESS, lookup_network
+from .ledger import Settlement
 
 DEFAULT_PAY_TO = "0x7e57CA7E0000000000000000000000000000A402"
 DEFAULT_FACILITATOR = "0xfAC11170000000000000000000000000000F4c11"
@@ -25,33 +29,24 @@ _UPTO_EXTRA = {"name": "OpenGradient", "version": "1", "assetTransferMethod": "p
 _JSON = "application/json"
 _NONCE32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
+Json = dict[str, Any]
 _Terms = tuple[Any, str, list[tuple[Any, Any, str]], tuple[int, int]]
 """What a payload claims: (signer, nonce, [(got, expected, reason)], (valid after, until))."""
 
 
 class PaymentInvalid(Exception):
-    """A payment header the gateway refuses; ``reason`` starts with a stable code
+    """A payment header the gateway refuses; the message starts with a stable code
     (``invalid_signature``, ``expired``, ``amount_mismatch``, ``wrong_recipient``, ...)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
-
-@dataclass(frozen=True)
-class VerifiedPayment:
-    """A payment whose signature and terms check out (not yet settled)."""
-
-    payer: str
-    nonce: str
-    amount: int
-    expires_at: int
-    scheme: str
+def transaction_hash(text: str) -> str:
+    """A deterministic stand-in for an on-chain transaction hash."""
+    return "0x" + keccak(text.encode()).hex()
 
 
 def exact_requirement(
-    network: str, asset: str, pay_to: str, price: int, url: str, path: str
-) -> dict[str, Any]:
+    network: str, asset: str, payee: str, price: int, url: str, path: str
+) -> Json:
     """One v1 ``accepts`` entry (EIP-712 name/version from the network table)."""
     known = lookup_network(network)
     return {
@@ -61,29 +56,27 @@ def exact_requirement(
         "resource": url + path,
         "description": DESCRIPTIONS[path],
         "mimeType": _JSON,
-        "payTo": pay_to,
+        "payTo": payee,
         "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS,
         "asset": asset,
         "extra": {"name": known.asset_name, "version": known.asset_version} if known else {},
     }
 
 
-def upto_requirement(
-    network: str, asset: str, pay_to: str, cap: int, facilitator: str
-) -> dict[str, Any]:
+def upto_requirement(network: str, asset: str, payee: str, cap: int, facilitator: str) -> Json:
     """One v2 ``accepts`` entry: a session capped at ``cap``."""
     return {
         "scheme": upto.SCHEME,
         "network": network,
         "asset": asset,
         "amount": str(cap),
-        "payTo": pay_to,
+        "payTo": payee,
         "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS,
         "extra": {**_UPTO_EXTRA, "facilitatorAddress": facilitator},
     }
 
 
-def upto_challenge(entry: dict[str, Any], url: str, path: str, reason: str | None) -> str:
+def upto_challenge(entry: Json, url: str, path: str, reason: str | None) -> str:
     """The ``PAYMENT-REQUIRED`` header asking for ``entry``; ``reason``: why a permit failed."""
     resource = {"url": url + path, "description": DESCRIPTIONS[path], "mimeType": _JSON}
     error = reason or "Payment required"
@@ -103,7 +96,7 @@ def _int(data: Mapping[str, Any], key: str) -> int:
         raise PaymentInvalid(f"invalid_payload: '{key}' is missing or not a number") from None
 
 
-def _object(data: Any, key: str) -> dict[str, Any]:
+def _object(data: Any, key: str) -> Json:
     value = data.get(key) if isinstance(data, dict) else None
     if not isinstance(value, dict):
         raise PaymentInvalid(f"invalid_payload: '{key}' is missing or not an object")
@@ -114,7 +107,7 @@ def _same(a: Any, b: Any) -> bool:
     return a.lower() == b.lower() if isinstance(a, str) and isinstance(b, str) else a == b
 
 
-def _exact_terms(payload: dict[str, Any], entry: Mapping[str, Any]) -> _Terms:
+def _exact_terms(payload: Json, entry: Json) -> _Terms:
     _require(payload.get("scheme") == "exact", f"unsupported_scheme: {payload.get('scheme')!r}")
     inner = _object(payload, "payload")
     auth = _object(inner, "authorization")
@@ -134,18 +127,15 @@ def _exact_terms(payload: dict[str, Any], entry: Mapping[str, Any]) -> _Terms:
     return auth["from"], auth["nonce"].lower(), terms, window
 
 
-def _upto_terms(payload: dict[str, Any], entry: Mapping[str, Any]) -> _Terms:
-    accepted, keys = payload.get("accepted"), ("scheme", "network", "asset", "amount", "payTo")
-    _require(
-        isinstance(accepted, dict)
-        and all(_same(str(accepted.get(k)), str(entry[k])) for k in keys),
-        "requirement_mismatch: 'accepted' is not this gateway's requirement",
-    )
-    inner = _object(payload, "payload")
+def _upto_terms(payload: Json, entry: Json) -> _Terms:
+    accepted, inner = _object(payload, "accepted"), _object(payload, "payload")
     permit = _object(inner, "permit2Authorization")
     permitted, witness = _object(permit, "permitted"), _object(permit, "witness")
     _require(isinstance(inner.get("signature"), str), "invalid_payload: no signature")
-    terms = [
+    # 'accepted' is the requirement echoed verbatim
+    keys = ("scheme", "network", "asset", "amount", "payTo")
+    terms = [(accepted.get(key), entry[key], "requirement_mismatch") for key in keys]
+    terms += [
         (permitted.get("token"), entry["asset"], "wrong_token"),
         (permit.get("spender"), UPTO_PROXY_ADDRESS, "wrong_spender"),
         (witness.get("to"), entry["payTo"], "wrong_recipient"),
@@ -156,9 +146,11 @@ def _upto_terms(payload: dict[str, Any], entry: Mapping[str, Any]) -> _Terms:
     return permit.get("from"), str(_int(permit, "nonce")), terms, window
 
 
-def verify(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPayment:
-    """Check a payment header against the ``accepts`` entry it answers: ``X-PAYMENT`` for a v1
-    ``exact`` entry, ``PAYMENT-SIGNATURE`` (a Permit2 witness) for a v2 ``upto`` one."""
+def settlement(value: str, entry: Json, now: int, path: str, kind: str) -> Settlement:
+    """What a payment header settles, if it is good for the ``accepts`` entry it answers:
+    ``X-PAYMENT`` for a v1 ``exact`` entry pays the price; ``PAYMENT-SIGNATURE`` (a Permit2
+    witness) for a v2 ``upto`` entry opens a session, nothing used yet, capped at the amount.
+    ``kind`` is the settlement type. Raises :class:`PaymentInvalid` saying why not."""
     scheme = exact if entry["scheme"] == exact.SCHEME else upto
     try:
         payload = decode_header(value)
@@ -174,8 +166,24 @@ def verify(value: str, entry: Mapping[str, Any], now: int) -> VerifiedPayment:
     _require(now <= valid_until, f"expired: valid until {valid_until}, now {now}")
     requirement = requirement_of(entry, version)
     try:
-        signer = scheme.recover_payer(payload, requirement)
+        payer = scheme.recover_payer(payload, requirement)
     except Exception:  # noqa: BLE001 - any garbled signature is simply invalid
         raise PaymentInvalid("invalid_signature: the signature cannot be recovered") from None
-    _require(_same(signer, signed_from), "invalid_signature: it does not recover to 'from'")
-    return VerifiedPayment(signer, nonce, requirement.amount, valid_until, scheme.SCHEME)
+    _require(_same(payer, signed_from), "invalid_signature: it does not recover to 'from'")
+    paid = Settlement(
+        payer=payer,
+        amount=requirement.amount,
+        nonce=nonce,
+        settlement_type=kind,
+        scheme=scheme.SCHEME,
+        network=requirement.network,
+        asset=requirement.asset,
+        pay_to=requirement.pay_to,
+        path=path,
+        transaction=transaction_hash(value),
+        timestamp=now,
+        expires_at=valid_until,
+    )
+    if scheme is exact:
+        return paid
+    return replace(paid, amount=0, cap=paid.amount, session_id=str(uuid.uuid4()), closed=False)

@@ -20,8 +20,7 @@ class GatewayServer(ThreadingHTTPServer):
     """A threaded HTTP server (daemon threads) serving one :class:`Gateway`."""
 
     daemon_threads = True
-    request_queue_size = 256
-    """The listen backlog: a burst of new connections waits instead of being reset."""
+    request_queue_size = 256  # the listen backlog: a burst of connections waits, is not reset
 
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)
@@ -36,7 +35,7 @@ class GatewayServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "OpenGradientLocalGateway/1"
-    wbufsize = 2**16  # a reply goes out in one write when complete (or flushed: SSE events)
+    wbufsize = 2**16  # a reply goes out in one write when complete (SSE: one per event)
     disable_nagle_algorithm = True  # and at once, not after the client's delayed ACK
     server: GatewayServer
 
@@ -56,10 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
-        if self.path == "/health":
-            self._send(Reply(200, gateway.health()))
-        elif self.path == "/signing-key":
-            self._send(Reply(200, gateway.signer.signing_key_info()))
+        pages = {"/health": gateway.health, "/signing-key": gateway.signer.signing_key_info}
+        if self.path in pages:
+            self._send(Reply(200, pages[self.path]()))
         elif self.path in INFERENCE_PATHS:
             self._send(Reply(405, {"error": f"{self.path} takes POST"}, {"Allow": "POST"}))
         else:
@@ -67,43 +65,39 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
-        inference = self.path in INFERENCE_PATHS
-        if inference:
+        if self.path in INFERENCE_PATHS:
             gateway.count_request()
         raw = self._read_body()
         if raw is None:
             return
-        if not inference:
+        if self.path not in INFERENCE_PATHS:
             self._send(Reply(404, {"error": f"no such path: {self.path}"}))
             return
         reply = gateway.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
-        if gateway.latency > 0:
-            time.sleep(gateway.latency)
+        time.sleep(gateway.latency)
         self._send(reply)
 
     def _read_body(self) -> bytes | None:
         """The body, or None after answering 411/413 (the connection then closes)."""
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.close_connection = True
+        length = self.headers.get("Content-Length", "")
+        if length.isdecimal() and int(length) <= MAX_BODY_BYTES:
+            return self.rfile.read(int(length))
+        self.close_connection = True
+        if not length.isdecimal():
             self._send(Reply(411, {"error": "a Content-Length header is required"}))
             return None
-        if not 0 <= length <= MAX_BODY_BYTES:
-            while 0 < length <= DRAIN_LIMIT_BYTES and self.rfile.read(min(length, 2**20)):
-                length -= 2**20
-            self.close_connection = True
-            limit = MAX_BODY_BYTES // 2**20
-            self._send(Reply(413, {"error": f"the request body is over {limit} MiB"}))
-            return None
-        return self.rfile.read(length)
+        left = int(length)
+        while 0 < left <= DRAIN_LIMIT_BYTES and self.rfile.read(min(left, 2**20)):
+            left -= 2**20
+        self._send(Reply(413, {"error": f"the request body is over {MAX_BODY_BYTES >> 20} MiB"}))
+        return None
 
     def _send(self, reply: Reply) -> None:
-        """JSON with a Content-Length; or SSE frames (``data: <json>``, blank line, and a final
-        ``data: [DONE]``), chunked on HTTP/1.1 so the connection stays open."""
+        """JSON with a Content-Length; or SSE frames (``data: <json>``, a blank line; last
+        ``data: [DONE]``), each sent at once, chunked on HTTP/1.1 so the connection stays open."""
         stream = reply.events is not None
         chunked = stream and self.request_version == "HTTP/1.1"
-        data = json.dumps(reply.body).encode("utf-8")
+        data = json.dumps(reply.body).encode()
         self.close_connection = self.close_connection or (stream and not chunked)
         self.send_response(reply.status)
         self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
@@ -119,12 +113,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not stream:
             self.wfile.write(data)
             return
-        frames = [f"data: {json.dumps(event)}\n\n" for event in reply.events or []]
-        for i, frame in enumerate([*frames, "data: [DONE]\n\n"]):
-            if i and self.server.gateway.chunk_delay > 0:
+        for i, event in enumerate([*map(json.dumps, reply.events or []), "[DONE]"]):
+            if i:  # the previous event goes out now, then the pause
+                self.wfile.flush()
                 time.sleep(self.server.gateway.chunk_delay)
-            raw = frame.encode("utf-8")
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw) if chunked else raw)
-            self.wfile.flush()
+            frame = f"data: {event}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame) if chunked else frame)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")

@@ -12,6 +12,7 @@ from ..types import TEE_LLM, x402SettlementMode
 MODELS = frozenset(m.value.split("/", 1)[1] for m in TEE_LLM)
 MAX_TOKENS_LIMIT = 32_768
 _ROLES = ("system", "user", "assistant", "tool")
+_RANGES = {"max_tokens": ((int,), 1, MAX_TOKENS_LIMIT), "temperature": ((int, float), 0, 2)}
 
 
 class BadRequest(Exception):
@@ -27,13 +28,8 @@ def _require(ok: Any, message: str) -> None:
         raise BadRequest(message)
 
 
-def _number(value: Any, low: float, high: float, kinds: tuple[type, ...] = (int,)) -> bool:
-    number = isinstance(value, kinds) and not isinstance(value, bool)
-    return number and low <= value <= high
-
-
-def _strings(data: Any, *keys: str) -> bool:
-    """``data`` is an object whose ``keys`` are all strings."""
+def _has(data: Any, *keys: str) -> bool:
+    """``data`` is an object whose ``keys`` all hold strings."""
     return isinstance(data, dict) and all(isinstance(data.get(key), str) for key in keys)
 
 
@@ -46,15 +42,12 @@ def _model_name(value: Any) -> str:
 
 
 def _common(body: dict[str, Any]) -> None:
-    tokens, temperature, stop = body.get("max_tokens"), body.get("temperature"), body.get("stop")
-    _require(
-        tokens is None or _number(tokens, 1, MAX_TOKENS_LIMIT),
-        f"'max_tokens' must be an integer from 1 to {MAX_TOKENS_LIMIT}, got {tokens!r}",
-    )
-    _require(
-        temperature is None or _number(temperature, 0, 2, (int, float)),
-        f"'temperature' must be a number from 0 to 2, got {temperature!r}",
-    )
+    for key, (kinds, low, high) in _RANGES.items():
+        value, kind = body.get(key), "an integer" if kinds == (int,) else "a number"
+        number = isinstance(value, kinds) and not isinstance(value, bool)
+        valid = value is None or (number and low <= value <= high)
+        _require(valid, f"'{key}' must be {kind} from {low} to {high}, got {value!r}")
+    stop = body.get("stop")
     stops: Any = [stop] if isinstance(stop, str) else stop
     listed = isinstance(stops, list) and 0 < len(stops) <= 4
     _require(
@@ -63,18 +56,14 @@ def _common(body: dict[str, Any]) -> None:
     )
 
 
-def _message(i: int, message: Any) -> None:
-    where = f"messages[{i}]"
+def _message(where: str, message: Any) -> None:
     _require(isinstance(message, dict), f"{where} must be an object with 'role' and 'content'")
     role, content, calls = message.get("role"), message.get("content"), message.get("tool_calls")
     _require(role in _ROLES, f"{where}.role must be one of {', '.join(_ROLES)}, got {role!r}")
     if role == "assistant" and calls is not None:
         _require(
             isinstance(calls, list)
-            and all(
-                _strings(c, "id") and _strings(c.get("function"), "name", "arguments")
-                for c in calls
-            ),
+            and all(_has(c, "id") and _has(c.get("function"), "name", "arguments") for c in calls),
             f"{where}.tool_calls must be [{{id, type, function: {{name, arguments (JSON text)}}}}]",
         )
         if content is None:
@@ -92,7 +81,7 @@ def _tools(body: dict[str, Any]) -> list[str]:
     for i, tool in enumerate(tools or []):
         function: Any = tool.get("function") if isinstance(tool, dict) else None
         _require(
-            _strings(function, "name")
+            _has(function, "name")
             and function["name"]
             and isinstance(function.get("parameters", {}), dict)
             and tool.get("type", "function") == "function",
@@ -102,7 +91,7 @@ def _tools(body: dict[str, Any]) -> list[str]:
 
 
 def _choice_and_format(choice: Any, names: list[str], form: Any) -> None:
-    if choice is not None and choice not in ("auto", "none", "required"):
+    if choice not in (None, "auto", "none", "required"):
         name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
         _require(
             isinstance(name, str),
@@ -123,19 +112,7 @@ def _choice_and_format(choice: Any, names: list[str], form: Any) -> None:
         )
 
 
-def _settlement_type(value: str | None) -> str:
-    try:
-        return x402SettlementMode.parse(value or "settle-batch").value
-    except ValueError:
-        raise BadRequest(
-            f"unknown X-SETTLEMENT-TYPE {value!r}; use settle, settle-metadata or settle-batch "
-            "(generation 1) or private, individual or batch (generation 2)"
-        ) from None
-
-
-def check(
-    headers: Mapping[str, str], raw: bytes, *, completion: bool
-) -> tuple[dict[str, Any], str, str]:
+def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[Any, str, str]:
     """Check a chat (or ``completion``) request; ``headers`` have lower-case names. Returns
     (body, bare model name, seed name of the settlement type) or raises :class:`BadRequest`."""
     auth = headers.get("authorization", "")
@@ -158,8 +135,15 @@ def check(
         messages = body.get("messages")
         _require(isinstance(messages, list) and messages, "'messages' must be a non-empty list")
         for i, message in enumerate(messages):
-            _message(i, message)
+            _message(f"messages[{i}]", message)
         _choice_and_format(body.get("tool_choice"), _tools(body), body.get("response_format"))
         _require(isinstance(body.get("stream", False), bool), "'stream' must be a boolean")
     _common(body)
-    return body, model, _settlement_type(headers.get("x-settlement-type"))
+    settlement = headers.get("x-settlement-type") or "settle-batch"
+    try:
+        return body, model, x402SettlementMode.parse(settlement).value
+    except ValueError:
+        raise BadRequest(
+            f"unknown X-SETTLEMENT-TYPE {settlement!r}; use settle, settle-metadata or "
+            "settle-batch (generation 1) or private, individual or batch (generation 2)"
+        ) from None
