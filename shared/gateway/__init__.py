@@ -36,8 +36,7 @@ class LocalGateway(Gateway):
 
     @property
     def signing_key_pem(self) -> str:
-        """The public PEM served at ``/signing-key`` (the name the issue uses; the private
-        key given as the ``signing_key_pem`` argument is never exposed)."""
+        """The public PEM served at ``/signing-key`` (never the private key it was given)."""
         return self.public_key_pem
 
     def start(self) -> LocalGateway:
@@ -68,6 +67,3 @@ class LocalGateway(Gateway):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def __repr__(self) -> str:
-        return f"LocalGateway({self.protocol}, {self.base_url or 'not started'}, {self.tee_id})"

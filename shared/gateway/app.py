@@ -109,14 +109,9 @@ class Gateway:
 
     def health(self) -> dict[str, Any]:
         """The ``GET /health`` answer."""
-        return {
-            "status": "ok",
-            "protocol": self.protocol,
-            "network": self.network,
-            "tee_id": self.tee_id,
-            "request_count": self.request_count,
-            "settlements": len(self.ledger.entries),
-        }
+        about = {"status": "ok", "protocol": self.protocol, "network": self.network}
+        counts = {"request_count": self.request_count, "settlements": len(self.ledger.entries)}
+        return {**about, "tee_id": self.tee_id, **counts}
 
     def handle(self, path: str, headers: Headers, raw: bytes) -> Reply:
         """Answer a POST to an inference path; ``headers`` have lower-case names."""
@@ -128,7 +123,7 @@ class Gateway:
         # the model is pure and cheap: run it first, so a session can be metered atomically
         answer = model.complete(body) if completion else model.chat(body)
         pay = self._pay_exact if self.protocol == "v1" else self._pay_upto
-        paid = pay(path, headers, model_name, settlement, answer.usage["total_tokens"])
+        paid = pay(path, headers, settlement, self._cost(model_name, answer))
         if isinstance(paid, Reply):
             return paid
         request_hash = tee.request_hash(body, completion=completion)
@@ -137,6 +132,13 @@ class Gateway:
         if body.get("stream"):
             return Reply(200, {}, paid, answer.events(model_name, proof))
         return Reply(200, answer.body(model_name, proof, completion=completion), paid)
+
+    def _cost(self, model_name: str, answer: model.Answer) -> int:
+        """What an answer costs: its model's price per call (v1) or per token used (v2)."""
+        if self.protocol == "v1":
+            return _per_model(self.price, model_name, DEFAULT_PRICE)
+        price = _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
+        return price * answer.usage["total_tokens"]
 
     def _settle(self, header: str | None, requirement: Json, path: str, kind: str) -> Settled:
         """Record what a payment header settles; returns the ledger entry, why the payment was
@@ -149,9 +151,8 @@ class Gateway:
             return str(exc)
         return self.ledger.settle(entry, self.balances) or entry
 
-    def _pay_exact(self, path: str, headers: Headers, model_name: str, kind: str, _: int) -> Paid:
-        """Settle the request's ``X-PAYMENT``; a 402 with the challenge when it fails."""
-        price = _per_model(self.price, model_name, DEFAULT_PRICE)
+    def _pay_exact(self, path: str, headers: Headers, kind: str, price: int) -> Paid:
+        """Settle the request's ``X-PAYMENT`` of ``price``; else 402 with the challenge."""
         requirement = payments.exact_requirement(
             self.network, self.asset, self.pay_to, price, self.base_url, path
         )
@@ -164,12 +165,9 @@ class Gateway:
         processing = payments.transaction_hash(f"{entry.nonce} {path}")  # generation 1 only
         return {exact.RECEIPT_HEADER: receipt, "x-processing-hash": processing}
 
-    def _pay_upto(
-        self, path: str, headers: Headers, model_name: str, kind: str, tokens: int
-    ) -> Paid:
-        """Open a session with a permit, or meter the ``tokens`` used on the session named; a
-        402 when neither works (with the challenge when a permit is wanted)."""
-        cost = tokens * _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
+    def _pay_upto(self, path: str, headers: Headers, kind: str, cost: int) -> Paid:
+        """Open a session with a permit, or meter ``cost`` on the session named; else 402 (with
+        the challenge when a permit is wanted)."""
         requirement = payments.upto_requirement(
             self.network, self.asset, self.pay_to, self.session_cap, self.facilitator
         )

@@ -68,15 +68,11 @@ class Answer:
             choice = {"message": {"role": "assistant", "content": self.content}}
             if self.tool_calls:
                 choice["message"]["tool_calls"] = self.tool_calls
-        return {
-            "id": f"{'cmpl' if completion else 'chatcmpl'}-{uuid.uuid4()}",
-            "object": "text_completion" if completion else "chat.completion",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, **choice, "finish_reason": self.finish_reason}],
-            "usage": self.usage,
-            **proof,
-        }
+        kind = "text_completion" if completion else "chat.completion"
+        prefix = "cmpl" if completion else "chatcmpl"
+        head = {"id": f"{prefix}-{uuid.uuid4()}", "object": kind, "created": int(time.time())}
+        choice = {"index": 0, **choice, "finish_reason": self.finish_reason}
+        return {**head, "model": model, "choices": [choice], "usage": self.usage, **proof}
 
     def events(self, model: str, proof: Json) -> list[Json]:
         """The SSE ``data:`` objects of a streamed answer: the text word by word, each tool

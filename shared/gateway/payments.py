@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -49,31 +48,18 @@ def exact_requirement(
 ) -> Json:
     """One v1 ``accepts`` entry (EIP-712 name/version from the network table)."""
     known = lookup_network(network)
-    return {
-        "scheme": exact.SCHEME,
-        "network": network,
-        "maxAmountRequired": str(price),
-        "resource": url + path,
-        "description": DESCRIPTIONS[path],
-        "mimeType": _JSON,
-        "payTo": payee,
-        "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS,
-        "asset": asset,
-        "extra": {"name": known.asset_name, "version": known.asset_version} if known else {},
-    }
+    asked = {"scheme": exact.SCHEME, "network": network, "maxAmountRequired": str(price)}
+    resource = {"resource": url + path, "description": DESCRIPTIONS[path], "mimeType": _JSON}
+    terms = {"payTo": payee, "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS, "asset": asset}
+    extra = {"name": known.asset_name, "version": known.asset_version} if known else {}
+    return {**asked, **resource, **terms, "extra": extra}
 
 
 def upto_requirement(network: str, asset: str, payee: str, cap: int, facilitator: str) -> Json:
     """One v2 ``accepts`` entry: a session capped at ``cap``."""
-    return {
-        "scheme": upto.SCHEME,
-        "network": network,
-        "asset": asset,
-        "amount": str(cap),
-        "payTo": payee,
-        "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS,
-        "extra": {**_UPTO_EXTRA, "facilitatorAddress": facilitator},
-    }
+    asked = {"scheme": upto.SCHEME, "network": network, "asset": asset, "amount": str(cap)}
+    extra = {**_UPTO_EXTRA, "facilitatorAddress": facilitator}
+    return {**asked, "payTo": payee, "maxTimeoutSeconds": MAX_TIMEOUT_SECONDS, "extra": extra}
 
 
 def upto_challenge(entry: Json, url: str, path: str, reason: str | None) -> str:
@@ -89,61 +75,38 @@ def _require(ok: Any, reason: str) -> None:
         raise PaymentInvalid(reason)
 
 
-def _int(data: Mapping[str, Any], key: str) -> int:
-    try:
-        return int(str(data[key]))
-    except (KeyError, TypeError, ValueError):
-        raise PaymentInvalid(f"invalid_payload: '{key}' is missing or not a number") from None
-
-
-def _object(data: Any, key: str) -> Json:
-    value = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(value, dict):
-        raise PaymentInvalid(f"invalid_payload: '{key}' is missing or not an object")
-    return value
-
-
 def _same(a: Any, b: Any) -> bool:
     return a.lower() == b.lower() if isinstance(a, str) and isinstance(b, str) else a == b
 
 
 def _exact_terms(payload: Json, entry: Json) -> _Terms:
     _require(payload.get("scheme") == "exact", f"unsupported_scheme: {payload.get('scheme')!r}")
-    inner = _object(payload, "payload")
-    auth = _object(inner, "authorization")
-    _require(
-        isinstance(inner.get("signature"), str)
-        and all(isinstance(auth.get(k), str) for k in ("from", "to", "nonce")),
-        "invalid_payload: payload.signature and authorization {from, to, nonce} required",
-    )
+    auth = payload["payload"]["authorization"]
     _require(_NONCE32.match(auth["nonce"]), "invalid_payload: the nonce is not 32 hex bytes")
     terms = [
         (payload.get("network"), entry["network"], "wrong_network"),
         (auth["to"], entry["payTo"], "wrong_recipient"),
-        (_int(auth, "value"), int(entry["maxAmountRequired"]), "amount_mismatch"),
+        (int(auth["value"]), int(entry["maxAmountRequired"]), "amount_mismatch"),
     ]
     # validBefore is exclusive: a payment is good until the second before it
-    window = (_int(auth, "validAfter"), _int(auth, "validBefore") - 1)
+    window = (int(auth["validAfter"]), int(auth["validBefore"]) - 1)
     return auth["from"], auth["nonce"].lower(), terms, window
 
 
 def _upto_terms(payload: Json, entry: Json) -> _Terms:
-    accepted, inner = _object(payload, "accepted"), _object(payload, "payload")
-    permit = _object(inner, "permit2Authorization")
-    permitted, witness = _object(permit, "permitted"), _object(permit, "witness")
-    _require(isinstance(inner.get("signature"), str), "invalid_payload: no signature")
-    # 'accepted' is the requirement echoed verbatim
-    keys = ("scheme", "network", "asset", "amount", "payTo")
+    accepted, permit = payload["accepted"], payload["payload"]["permit2Authorization"]
+    permitted, witness = permit["permitted"], permit["witness"]
+    keys = ("scheme", "network", "asset", "amount", "payTo")  # 'accepted' echoes the entry
     terms = [(accepted.get(key), entry[key], "requirement_mismatch") for key in keys]
     terms += [
-        (permitted.get("token"), entry["asset"], "wrong_token"),
-        (permit.get("spender"), UPTO_PROXY_ADDRESS, "wrong_spender"),
-        (witness.get("to"), entry["payTo"], "wrong_recipient"),
-        (witness.get("facilitator"), entry["extra"]["facilitatorAddress"], "wrong_facilitator"),
-        (_int(permitted, "amount"), int(entry["amount"]), "amount_mismatch"),
+        (permitted["token"], entry["asset"], "wrong_token"),
+        (permit["spender"], UPTO_PROXY_ADDRESS, "wrong_spender"),
+        (witness["to"], entry["payTo"], "wrong_recipient"),
+        (witness["facilitator"], entry["extra"]["facilitatorAddress"], "wrong_facilitator"),
+        (int(permitted["amount"]), int(entry["amount"]), "amount_mismatch"),
     ]
-    window = (_int(witness, "validAfter"), _int(permit, "deadline"))
-    return permit.get("from"), str(_int(permit, "nonce")), terms, window
+    window = (int(witness["validAfter"]), int(permit["deadline"]))
+    return permit["from"], str(int(permit["nonce"])), terms, window
 
 
 def settlement(value: str, entry: Json, now: int, path: str, kind: str) -> Settlement:
@@ -159,7 +122,11 @@ def settlement(value: str, entry: Json, now: int, path: str, kind: str) -> Settl
     version, got = scheme.X402_VERSION, payload.get("x402Version")
     _require(got == version, f"unsupported_x402_version: {got!r}, this gateway speaks {version}")
     read = _exact_terms if scheme is exact else _upto_terms
-    signed_from, nonce, terms, (valid_after, valid_until) = read(payload, entry)
+    try:
+        signed_from, nonce, terms, (valid_after, valid_until) = read(payload, entry)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        raise PaymentInvalid(f"invalid_payload: missing or malformed field ({problem})") from None
     for got, expected, reason in terms:
         _require(_same(got, expected), f"{reason}: {got!r}, expected {expected!r}")
     _require(valid_after <= now, f"not_yet_valid: valid after {valid_after}, now {now}")

@@ -36,26 +36,16 @@ class TeeSigner:
         ).decode("ascii")
         self.tee_id = tee.tee_id_of(public)
 
-    def __repr__(self) -> str:
-        return f"TeeSigner(tee_id={self.tee_id!r})"
-
     def proof_fields(self, request_hash: str, output_hash: str) -> dict[str, Any]:
         """The ``tee_*`` fields of one answer, signed now."""
         now = int(time.time())
-        return {
-            "tee_signature": tee.sign(self._key, request_hash, output_hash, now),
-            "tee_timestamp": now,
-            "tee_request_hash": request_hash,
-            "tee_output_hash": output_hash,
-            "tee_id": self.tee_id,
-        }
+        signed = {"tee_signature": tee.sign(self._key, request_hash, output_hash, now)}
+        hashes = {"tee_request_hash": request_hash, "tee_output_hash": output_hash}
+        return {**signed, "tee_timestamp": now, **hashes, "tee_id": self.tee_id}
 
     def signing_key_info(self) -> dict[str, Any]:
         """The ``GET /signing-key`` answer."""
-        return {
-            "enclave_info": {"instance_type": "local", "platform": "opengradient-gateway"},
-            "measurements": None,
-            "public_key": self.public_key_pem,
-            "tee_id": self.tee_id,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
-        }
+        enclave = {"instance_type": "local", "platform": "opengradient-gateway"}
+        key = {"public_key": self.public_key_pem, "tee_id": self.tee_id}
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        return {"enclave_info": enclave, "measurements": None, **key, "timestamp": now}

@@ -12,6 +12,7 @@ from ..types import TEE_LLM, x402SettlementMode
 MODELS = frozenset(m.value.split("/", 1)[1] for m in TEE_LLM)
 MAX_TOKENS_LIMIT = 32_768
 _ROLES = ("system", "user", "assistant", "tool")
+_FORMATS = ("text", "json_object", "json_schema")
 _RANGES = {"max_tokens": ((int,), 1, MAX_TOKENS_LIMIT), "temperature": ((int, float), 0, 2)}
 
 
@@ -94,17 +95,12 @@ def _choice_and_format(choice: Any, names: list[str], form: Any) -> None:
     if choice not in (None, "auto", "none", "required"):
         name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
         _require(
-            isinstance(name, str),
-            "'tool_choice' must be 'auto', 'none', 'required' or "
-            "{type: 'function', function: {name}}",
+            isinstance(name, str), "'tool_choice' must be 'auto', 'none', 'required' or a tool"
         )
         _require(name in names, f"'tool_choice' names {name!r}, which is not an offered tool")
     if form is not None:
         kind = form.get("type") if isinstance(form, dict) else None
-        _require(
-            kind in ("text", "json_object", "json_schema"),
-            "'response_format.type' must be text, json_object or json_schema",
-        )
+        _require(kind in _FORMATS, f"'response_format.type' must be one of {', '.join(_FORMATS)}")
         spec = form.get("json_schema") if kind == "json_schema" else {"schema": {}}
         _require(
             isinstance(spec, dict) and isinstance(spec.get("schema"), dict),
