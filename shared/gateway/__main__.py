@@ -13,11 +13,6 @@ from pathlib import Path
 from . import LocalGateway
 
 
-def _price(text: str) -> int | dict[str, int]:
-    """``1000`` or a JSON object ``{"gpt-4o": 2000, ...}``."""
-    return json.loads(text) if text.lstrip().startswith("{") else int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, start the gateway and serve until interrupted."""
     parser = argparse.ArgumentParser("opengradient-gateway", description=__doc__)
@@ -28,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     add("--network", help="og-evm (v1 default), base, base-sepolia, eip155:8453 (v2 default)")
     add("--asset", help="ERC-20 address (default: the network's; OPG for v2)")
     add("--pay-to", help="the payee address")
-    add("--price", type=_price, help="v1 base units per call, or JSON {model: units}")
-    add("--token-price", type=_price, help="v2 base units per token, or JSON {model: units}")
+    add("--price", type=json.loads, help="v1 base units per call, or JSON {model: units}")
+    add("--token-price", type=json.loads, help="v2 base units per token, or JSON {model: units}")
     add("--session-cap", type=int, help="v2 session cap in base units")
     add("--ledger", dest="ledger_path", help="append final settlements to this JSON-lines file")
     add("--key-file", help="PEM file of the TEE's RSA private key (default: a fresh key)")

@@ -1,11 +1,9 @@
-"""What the gateway answers to one inference request: auth, input checks, payment, the model,
-the TEE proof. HTTP framing lives in server.py; this module sees parsed requests only.
+"""What the gateway answers to one inference request: input checks, payment, the model, the
+TEE proof. HTTP framing lives in server.py; this module sees parsed requests only.
 
 Replay policy: a payment nonce settles once. Any later request carrying it (a concurrent
-duplicate, or a client's retry after the first answer was lost) gets 402
-``nonce_already_used``, as OpenGradient's gateway answers. Serving a replay again would let one
-signed payment buy many answers; a client that lost an answer has paid once and gets a clear
-error, never a second charge.
+duplicate, or a retry after the answer was lost) gets 402 ``nonce_already_used``, as
+OpenGradient's gateway answers: one signed payment never buys two answers.
 """
 
 from __future__ import annotations
@@ -42,32 +40,26 @@ class Reply:
 
 
 Headers = Mapping[str, str]
-Json = dict[str, Any]
-Paid = dict[str, str] | Reply
-"""The headers of a paid answer, or the refusal to send instead."""
-Settled = Settlement | str | None
-"""A ledger entry, why a payment was refused, or None: no payment."""
+Paid = dict[str, str] | Reply  # the headers of a paid answer, or the refusal to send
+Settled = Settlement | str | None  # a ledger entry, why a payment was refused, or no payment
 
 
 def _per_model(price: int | Mapping[str, int], model_name: str, default: int) -> int:
     """A flat price, or the model's entry of ``{model: price}`` (``default`` when missing)."""
-    if isinstance(price, Mapping):
-        prices = {k.split("/")[-1]: int(v) for k, v in price.items()}
-        return prices.get(model_name, default)
-    return int(price)
+    if not isinstance(price, Mapping):
+        return int(price)
+    return {k.split("/")[-1]: int(v) for k, v in price.items()}.get(model_name, default)
 
 
 @dataclass(kw_only=True, eq=False)
 class Gateway:
     """The gateway's knobs, state and request logic; knobs may be changed while it serves.
-
     ``network`` defaults to og-evm (v1) or eip155:8453 (v2), ``asset`` to the network's (OPG for
     v2); ``price`` is per v1 call and ``token_price`` per v2 token (an int or ``{model: int}``);
     ``balances`` None is unlimited, else ``{address: base units}``; ``latency`` is slept before
     each inference answer and ``chunk_delay`` between SSE events; ``socket_timeout`` drops a
-    silent client; ``signing_key_pem`` (an RSA private key) None generates one;
-    ``ledger_path`` gets final settlements as JSON lines.
-    """
+    silent client; ``signing_key_pem`` (an RSA private key) None generates one; ``ledger_path``
+    gets final settlements as JSON lines."""
 
     protocol: str = "v1"
     network: str = ""
@@ -98,8 +90,7 @@ class Gateway:
         self.tee_id, self.public_key_pem = self.signer.tee_id, self.signer.public_key_pem
         self.ledger = Ledger(ledger_path)
         self.base_url = ""
-        self.request_count = 0
-        """POST requests received on the inference paths, rejected ones included."""
+        self.request_count = 0  # POSTs to the inference paths, rejected ones included
         self._count_lock = threading.Lock()
 
     def count_request(self) -> None:
@@ -126,9 +117,8 @@ class Gateway:
         paid = pay(path, headers, settlement, self._cost(model_name, answer))
         if isinstance(paid, Reply):
             return paid
-        request_hash = tee.request_hash(body, completion=completion)
         output_hash = tee.output_hash(answer.content, answer.tool_calls)
-        proof = self.signer.proof_fields(request_hash, output_hash)
+        proof = self.signer.proof_fields(tee.request_hash(body, completion=completion), output_hash)
         if body.get("stream"):
             return Reply(200, {}, paid, answer.events(model_name, proof))
         return Reply(200, answer.body(model_name, proof, completion=completion), paid)
@@ -140,34 +130,32 @@ class Gateway:
         price = _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
         return price * answer.usage["total_tokens"]
 
-    def _settle(self, header: str | None, requirement: Json, path: str, kind: str) -> Settled:
-        """Record what a payment header settles; returns the ledger entry, why the payment was
-        refused, or None without a header."""
+    def _settle(self, header: str | None, terms: payments.Json, path: str, kind: str) -> Settled:
+        """Record what a payment header settles (None: no header; a string: why refused)."""
         if header is None:
             return None
         try:
-            entry = payments.settlement(header, requirement, int(time.time()), path, kind)
+            entry = payments.settlement(header, terms, int(time.time()), path, kind)
         except payments.PaymentInvalid as exc:
             return str(exc)
         return self.ledger.settle(entry, self.balances) or entry
 
     def _pay_exact(self, path: str, headers: Headers, kind: str, price: int) -> Paid:
         """Settle the request's ``X-PAYMENT`` of ``price``; else 402 with the challenge."""
-        requirement = payments.exact_requirement(
+        terms = payments.exact_requirement(
             self.network, self.asset, self.pay_to, price, self.base_url, path
         )
-        entry = self._settle(headers.get(exact.HEADER.lower()), requirement, path, kind)
+        entry = self._settle(headers.get(exact.HEADER.lower()), terms, path, kind)
         if not isinstance(entry, Settlement):
             error = entry or f"payment required: send an {exact.HEADER} header"
-            return Reply(402, {"x402Version": 1, "error": error, "accepts": [requirement]})
+            return Reply(402, {"x402Version": 1, "error": error, "accepts": [terms]})
         done = {"transaction": entry.transaction, "network": entry.network, "payer": entry.payer}
         receipt = encode_header({"success": True, **done})
         processing = payments.transaction_hash(f"{entry.nonce} {path}")  # generation 1 only
         return {exact.RECEIPT_HEADER: receipt, "x-processing-hash": processing}
 
     def _pay_upto(self, path: str, headers: Headers, kind: str, cost: int) -> Paid:
-        """Open a session with a permit, or meter ``cost`` on the session named; else 402 (with
-        the challenge when a permit is wanted)."""
+        """Open a session with a permit, or meter ``cost`` on the session named; else 402."""
         requirement = payments.upto_requirement(
             self.network, self.asset, self.pay_to, self.session_cap, self.facilitator
         )

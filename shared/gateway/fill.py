@@ -48,13 +48,6 @@ class _Evidence:
                 names.append(" ".join(words))
         self.names = names or initial
 
-    def string(self, name: str) -> str | None:
-        if self.quoted:
-            return self.quoted.pop(0)
-        if name.lower() in _WHOLE_TEXT:
-            return self.text.strip() or None
-        return self.names.pop(0) if self.names else None
-
 
 def _resolve(schema: Any, root: Json) -> Json:
     """Follow ``$ref`` and take the first non-null branch of ``anyOf``/``oneOf``/``allOf``."""
@@ -103,8 +96,13 @@ def _value(schema: Any, name: str, text: _Evidence, force: bool) -> tuple[bool, 
             if items.get("type") not in ("integer", "number", "string") or name in _WHOLE_TEXT:
                 break
         return bool(values) or force, values
-    phrase = text.string(name)
-    return (True, phrase) if phrase is not None else (force, schema.get("default", name))
+    if text.quoted:
+        return True, text.quoted.pop(0)
+    if name.lower() in _WHOLE_TEXT and text.text.strip():
+        return True, text.text.strip()
+    if text.names:
+        return True, text.names.pop(0)
+    return force, schema.get("default", name)
 
 
 def fill_object(schema: Json, text: str | _Evidence, *, fill_all: bool = False) -> Json:

@@ -1,10 +1,8 @@
-"""The gateway's ledger (thread-safe): one entry per settled payment or upto session, and the
-metering of open sessions.
+"""The gateway's ledger (thread-safe): one entry per settled payment or upto session.
 
 "Settle at most once" is enforced here: :meth:`Ledger.settle` checks the nonce and the payer's
 funds and records the entry under one lock, so two requests carrying one payment never both
-settle. A generation-2 session is one entry whose ``amount`` grows with use up to its ``cap``;
-it is over when spent, idle too long or past its permit's deadline.
+settle. A generation-2 session is one entry whose ``amount`` grows with use up to its ``cap``.
 """
 
 from __future__ import annotations
@@ -18,12 +16,9 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Settlement:
-    """One settled payment (x402 v1 ``exact``) or one upto session (x402 v2).
-
-    ``amount`` is in the asset's base units: the price paid, or what a session has used so far
-    (never above ``cap``). ``closed`` is False while a session is open; ``expires_at`` is the
-    payment's last valid second (a session's deadline).
-    """
+    """One settled payment (x402 v1 ``exact``) or one upto session (x402 v2). ``amount`` is in
+    base units: the price paid, or what a session has used so far (never above ``cap``);
+    ``closed`` is False while a session is open; ``expires_at`` is the last valid second."""
 
     payer: str
     amount: int
@@ -79,8 +74,7 @@ class Ledger:
         return None
 
     def charge(self, session_id: str, path: str, cost: int, now: float, idle: float) -> bool:
-        """Meter ``cost`` on the open session ``session_id`` of route ``path`` (clamped to the
-        cap); False when there is no such usable session."""
+        """Meter ``cost`` (up to the cap) on an open session of route ``path``; False if none."""
         self.end_sessions(now, idle)
         with self._lock:
             at, _ = self._open.get(session_id, (-1, now))
@@ -92,8 +86,7 @@ class Ledger:
         return True
 
     def end_sessions(self, now: float, idle: float, *, everything: bool = False) -> None:
-        """Close the sessions that are spent, past their deadline or unused for over ``idle``
-        seconds (every open one with ``everything``)."""
+        """Close the sessions spent, past their deadline or idle over ``idle`` s (or all)."""
         with self._lock:
             for session_id, (at, used) in list(self._open.items()):
                 e = self._entries[at]

@@ -45,8 +45,8 @@ def _chunk(model: str, delta: Json, finish_reason: str | None = None) -> Json:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the model produced: text or tool calls, why it stopped, and token counts; shaped
-    as OpenAI JSON with the TEE fields (``proof``) by :meth:`body` and :meth:`events`."""
+    """What the model produced (text or tool calls, why it stopped, token counts), as OpenAI
+    JSON with the TEE fields (``proof``) by :meth:`body` and :meth:`events`."""
 
     content: str
     finish_reason: str
@@ -75,9 +75,8 @@ class Answer:
         return {**head, "model": model, "choices": [choice], "usage": self.usage, **proof}
 
     def events(self, model: str, proof: Json) -> list[Json]:
-        """The SSE ``data:`` objects of a streamed answer: the text word by word, each tool
-        call's arguments in pieces (``index``, ``id``, ``type``, ``function.name`` on the first
-        piece), then the final chunk with ``finish_reason``, the TEE fields and ``usage``."""
+        """The SSE ``data:`` objects: the text word by word, tool-call arguments in pieces (the
+        first with ``id``, ``type``, ``function.name``), a last chunk with the TEE fields."""
         words = re.findall(r"\s*\S+(?:\s+$)?", self.content)
         events = [_chunk(model, {"content": w}) for w in words or [self.content] if w]
         for index, call in enumerate(self.tool_calls):
@@ -111,14 +110,10 @@ def _words(text: str) -> set[str]:
     return {_stem(word) for word in split if word and word not in _STOPWORDS}
 
 
-def _tokens(text: str) -> int:
-    return len(text.split())
-
-
 def _limit(text: str, max_tokens: int | None, stop: Any) -> tuple[str, str]:
     for marker in [stop] if isinstance(stop, str) else stop or []:
         text = text.split(marker, 1)[0]
-    if max_tokens is not None and _tokens(text) > max_tokens:
+    if max_tokens is not None and len(text.split()) > max_tokens:
         return "".join(re.findall(r"\s*\S+", text)[:max_tokens]), "length"
     return text, "stop"
 
@@ -199,11 +194,11 @@ def _tool_step(body: dict[str, Any], messages: list[dict[str, Any]], at: int) ->
 def chat(body: dict[str, Any]) -> Answer:
     """Answer a (validated) chat request."""
     messages: list[dict[str, Any]] = body["messages"]
-    prompt_tokens = max(1, sum(_tokens(_text(m.get("content"))) for m in messages))
+    prompt_tokens = max(1, sum(len(_text(m.get("content")).split()) for m in messages))
     at = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
     step = _tool_step(body, messages, at)
     if isinstance(step, dict):
-        tokens = _tokens(step["function"]["arguments"])
+        tokens = len(step["function"]["arguments"].split())
         return Answer("", "tool_calls", prompt_tokens, tokens, [step])
     request = _text(messages[at].get("content"))  # the last user turn, else the last message
     kind = (body.get("response_format") or {}).get("type")
@@ -218,11 +213,11 @@ def chat(body: dict[str, Any]) -> Answer:
         said = "\n".join(_text(m.get("content")) for m in messages if m["role"] != "tool")
         text = _reply(said, request)
     text, reason = _limit(text, body.get("max_tokens"), body.get("stop"))
-    return Answer(text, reason, prompt_tokens, _tokens(text))
+    return Answer(text, reason, prompt_tokens, len(text.split()))
 
 
 def complete(body: dict[str, Any]) -> Answer:
     """Answer a (validated) completion request (``max_tokens`` defaults to 16)."""
     max_tokens = 16 if body.get("max_tokens") is None else body["max_tokens"]
     text, reason = _limit(_reply(body["prompt"]), max_tokens, body.get("stop"))
-    return Answer(text, reason, max(1, _tokens(body["prompt"])), _tokens(text))
+    return Answer(text, reason, max(1, len(body["prompt"].split())), len(text.split()))

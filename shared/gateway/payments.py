@@ -1,8 +1,6 @@
-"""What the gateway asks to be paid, and what a payment header settles (pure, no I/O).
-
-Generation 1: x402 v1 ``exact`` (EIP-3009), one payment per call. Generation 2: x402 v2
-``upto`` (Permit2), one permit opens a metered session. Nonce reuse and funds are checked by
-the ledger, atomically with recording the settlement.
+"""What the gateway asks to be paid, and what a payment header settles (pure, no I/O):
+x402 v1 ``exact`` (EIP-3009), one payment per call, or x402 v2 ``upto`` (Permit2), one permit
+opening a metered session. The ledger checks nonce reuse and funds as it records a settlement.
 """
 
 from __future__ import annotations
@@ -110,10 +108,9 @@ def _upto_terms(payload: Json, entry: Json) -> _Terms:
 
 
 def settlement(value: str, entry: Json, now: int, path: str, kind: str) -> Settlement:
-    """What a payment header settles, if it is good for the ``accepts`` entry it answers:
-    ``X-PAYMENT`` for a v1 ``exact`` entry pays the price; ``PAYMENT-SIGNATURE`` (a Permit2
-    witness) for a v2 ``upto`` entry opens a session, nothing used yet, capped at the amount.
-    ``kind`` is the settlement type. Raises :class:`PaymentInvalid` saying why not."""
+    """What a payment header settles (of settlement type ``kind``) if it is good for the
+    ``accepts`` entry it answers: an ``X-PAYMENT`` (v1) pays the price, a ``PAYMENT-SIGNATURE``
+    (v2 permit) opens a session capped at the amount. Else :class:`PaymentInvalid` says why."""
     scheme = exact if entry["scheme"] == exact.SCHEME else upto
     try:
         payload = decode_header(value)

@@ -64,18 +64,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply(404, {"error": f"no such path: {self.path}"}))
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        gateway = self.server.gateway
-        if self.path in INFERENCE_PATHS:
+        gateway, inference = self.server.gateway, self.path in INFERENCE_PATHS
+        if inference:
             gateway.count_request()
-        raw = self._read_body()
-        if raw is None:
-            return
-        if self.path not in INFERENCE_PATHS:
+        raw = self._read_body()  # None: refused already
+        if raw is not None and not inference:
             self._send(Reply(404, {"error": f"no such path: {self.path}"}))
-            return
-        reply = gateway.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
-        time.sleep(gateway.latency)
-        self._send(reply)
+        elif raw is not None:
+            reply = gateway.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
+            time.sleep(gateway.latency)
+            self._send(reply)
 
     def _read_body(self) -> bytes | None:
         """The body, or None after answering 411/413 (the connection then closes)."""
@@ -93,8 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _send(self, reply: Reply) -> None:
-        """JSON with a Content-Length; or SSE frames (``data: <json>``, a blank line; last
-        ``data: [DONE]``), each sent at once, chunked on HTTP/1.1 so the connection stays open."""
+        """JSON with a Content-Length, or SSE frames (``data: <json>``, a blank line; last
+        ``data: [DONE]``) each sent at once, chunked on HTTP/1.1 to keep the connection."""
         stream = reply.events is not None
         chunked = stream and self.request_version == "HTTP/1.1"
         data = json.dumps(reply.body).encode()

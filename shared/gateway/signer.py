@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .. import tee
@@ -14,9 +14,7 @@ from .. import tee
 def generate_key_pem() -> bytes:
     """A fresh RSA-2048 private key as unencrypted PKCS#8 PEM."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    return key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
 
 
 class TeeSigner:
@@ -24,16 +22,13 @@ class TeeSigner:
 
     def __init__(self, private_key_pem: bytes | str | None = None) -> None:
         pem = private_key_pem or generate_key_pem()
-        key = serialization.load_pem_private_key(
-            pem.encode("ascii") if isinstance(pem, str) else pem, password=None
-        )
+        key = ser.load_pem_private_key(pem.encode() if isinstance(pem, str) else pem, None)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("the TEE signing key must be an RSA private key")
         self._key = key
         public = key.public_key()
-        self.public_key_pem = public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode("ascii")
+        spki = public.public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+        self.public_key_pem = spki.decode()
         self.tee_id = tee.tee_id_of(public)
 
     def proof_fields(self, request_hash: str, output_hash: str) -> dict[str, Any]:

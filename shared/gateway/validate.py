@@ -80,12 +80,10 @@ def _tools(body: dict[str, Any]) -> list[str]:
     tools = body.get("tools")
     _require(tools is None or isinstance(tools, list), "'tools' must be a list of function tools")
     for i, tool in enumerate(tools or []):
-        function: Any = tool.get("function") if isinstance(tool, dict) else None
+        fn: Any = tool.get("function") if isinstance(tool, dict) else None
+        ok = _has(fn, "name") and fn["name"] and isinstance(fn.get("parameters", {}), dict)
         _require(
-            _has(function, "name")
-            and function["name"]
-            and isinstance(function.get("parameters", {}), dict)
-            and tool.get("type", "function") == "function",
+            ok and tool.get("type", "function") == "function",
             f"tools[{i}] must be {{type: 'function', function: {{name, parameters}}}}",
         )
     return [tool["function"]["name"] for tool in tools or []]
@@ -94,9 +92,7 @@ def _tools(body: dict[str, Any]) -> list[str]:
 def _choice_and_format(choice: Any, names: list[str], form: Any) -> None:
     if choice not in (None, "auto", "none", "required"):
         name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-        _require(
-            isinstance(name, str), "'tool_choice' must be 'auto', 'none', 'required' or a tool"
-        )
+        _require(isinstance(name, str), "'tool_choice' must be auto, none, required or a tool")
         _require(name in names, f"'tool_choice' names {name!r}, which is not an offered tool")
     if form is not None:
         kind = form.get("type") if isinstance(form, dict) else None
@@ -139,7 +135,5 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     try:
         return body, model, x402SettlementMode.parse(settlement).value
     except ValueError:
-        raise BadRequest(
-            f"unknown X-SETTLEMENT-TYPE {settlement!r}; use settle, settle-metadata or "
-            "settle-batch (generation 1) or private, individual or batch (generation 2)"
-        ) from None
+        names = "settle, settle-metadata, settle-batch (v1) or private, individual, batch (v2)"
+        raise BadRequest(f"unknown X-SETTLEMENT-TYPE {settlement!r}; use {names}") from None
