@@ -1,7 +1,6 @@
 """The local TEE gateway: OpenGradient's LLM protocol over real HTTP on 127.0.0.1, with real
 x402 payment checks (v1 ``exact``, or v2 ``upto`` sessions), real TEE signatures and a
-deterministic built-in model. ``with LocalGateway() as gw:`` serves it at ``gw.url``.
-"""
+deterministic built-in model. ``with LocalGateway() as gw:`` serves it at ``gw.url``."""
 
 from __future__ import annotations
 
@@ -56,11 +55,6 @@ class LocalGateway(Gateway):
             self._server.server_close()
             self._server = None
             self.ledger.end_sessions(time.time(), 0.0, everything=True)
-
-    def wait(self) -> None:
-        """Block until the serving thread ends (the CLI: until interrupted)."""
-        if self._thread is not None:
-            self._thread.join()
 
     def __enter__(self) -> LocalGateway:
         return self.start()

@@ -8,6 +8,7 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import LocalGateway
@@ -36,13 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             options["signing_key_pem"] = Path(options.pop("key_file")).read_bytes()
         gw = LocalGateway(**options).start()
     except (OSError, ValueError) as exc:
-        print(f"opengradient-gateway: {exc}", file=sys.stderr)
-        return 2
+        parser.exit(2, f"opengradient-gateway: {exc}\n")
     print(f"listening on {gw.url}", flush=True)
     print(f"protocol {gw.protocol}, network {gw.network}, tee_id {gw.tee_id}", flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate: stop cleanly
     with contextlib.suppress(KeyboardInterrupt):
-        gw.wait()
+        threading.Event().wait()  # until a signal
     gw.stop()
     return 0
 

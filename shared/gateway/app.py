@@ -3,8 +3,7 @@ TEE proof. HTTP framing lives in server.py; this module sees parsed requests onl
 
 Replay policy: a payment nonce settles once. Any later request carrying it (a concurrent
 duplicate, or a retry after the answer was lost) gets 402 ``nonce_already_used``, as
-OpenGradient's gateway answers: one signed payment never buys two answers.
-"""
+OpenGradient's gateway answers: one signed payment never buys two answers."""
 
 from __future__ import annotations
 
@@ -88,8 +87,7 @@ class Gateway:
         self.asset = self.asset or (known.default_asset if v1 else OPG_BASE_ADDRESS)
         self.signer = TeeSigner(signing_key_pem)
         self.tee_id, self.public_key_pem = self.signer.tee_id, self.signer.public_key_pem
-        self.ledger = Ledger(ledger_path)
-        self.base_url = ""
+        self.ledger, self.base_url = Ledger(ledger_path), ""
         self.request_count = 0  # POSTs to the inference paths, rejected ones included
         self._count_lock = threading.Lock()
 

@@ -2,8 +2,7 @@
 
 Numbers in the text go to number fields in order; enum members named in the text are picked;
 strings take a quoted phrase, else a capitalised name, else (for query-like fields) the whole
-text. Required fields are always filled; optional ones only when the text gives a value.
-"""
+text. Required fields are always filled; optional ones only when the text gives a value."""
 
 from __future__ import annotations
 
@@ -110,10 +109,6 @@ def fill_object(schema: Json, text: str | _Evidence, *, fill_all: bool = False) 
     ``fill_all`` fills every property, not only the required ones."""
     evidence = _Evidence(text, schema) if isinstance(text, str) else text
     schema = _resolve(schema, evidence.root)
-    required = set(schema.get("required") or [])
-    out = {}
-    for name, sub in (schema.get("properties") or {}).items():
-        found, value = _value(sub, name, evidence, fill_all or name in required)
-        if found:
-            out[name] = value
-    return out
+    needed, properties = set(schema.get("required") or []), schema.get("properties") or {}
+    values = {n: _value(s, n, evidence, fill_all or n in needed) for n, s in properties.items()}
+    return {name: value for name, (found, value) in values.items() if found}

@@ -2,8 +2,7 @@
 
 "Settle at most once" is enforced here: :meth:`Ledger.settle` checks the nonce and the payer's
 funds and records the entry under one lock, so two requests carrying one payment never both
-settle. A generation-2 session is one entry whose ``amount`` grows with use up to its ``cap``.
-"""
+settle. A generation-2 session is one entry whose ``amount`` grows with use up to its ``cap``."""
 
 from __future__ import annotations
 

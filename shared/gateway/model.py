@@ -3,8 +3,7 @@
 With tools it calls the one that best matches the user's words (arguments from the text), one
 step at a time, then answers from the results; RAG prompts get the context sentence that best
 matches the question; a JSON schema gets JSON that fits it; anything else an echo. ``stop``
-and ``max_tokens`` (whitespace tokens) cut the text. :class:`Answer` gives the OpenAI shapes.
-"""
+and ``max_tokens`` (whitespace tokens) cut the text. :class:`Answer` gives the OpenAI shapes."""
 
 from __future__ import annotations
 
@@ -63,11 +62,9 @@ class Answer:
     def body(self, model: str, proof: Json, *, completion: bool) -> Json:
         """A ``text_completion``, or a ``chat.completion`` whose message has the content (""
         with tool calls) and ``tool_calls`` when any."""
-        choice: Json = {"text": self.content}
-        if not completion:
-            choice = {"message": {"role": "assistant", "content": self.content}}
-            if self.tool_calls:
-                choice["message"]["tool_calls"] = self.tool_calls
+        message = {"role": "assistant", "content": self.content}
+        calls = {"tool_calls": self.tool_calls} if self.tool_calls else {}
+        choice: Json = {"text": self.content} if completion else {"message": {**message, **calls}}
         kind = "text_completion" if completion else "chat.completion"
         prefix = "cmpl" if completion else "chatcmpl"
         head = {"id": f"{prefix}-{uuid.uuid4()}", "object": kind, "created": int(time.time())}

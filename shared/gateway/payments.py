@@ -1,7 +1,6 @@
 """What the gateway asks to be paid, and what a payment header settles (pure, no I/O):
 x402 v1 ``exact`` (EIP-3009), one payment per call, or x402 v2 ``upto`` (Permit2), one permit
-opening a metered session. The ledger checks nonce reuse and funds as it records a settlement.
-"""
+opening a metered session. The ledger checks nonce reuse and funds as it records a settlement."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ _Terms = tuple[Any, str, list[tuple[Any, Any, str]], tuple[int, int]]
 
 
 class PaymentInvalid(Exception):
-    """A payment header the gateway refuses; the message starts with a stable code
-    (``invalid_signature``, ``expired``, ``amount_mismatch``, ``wrong_recipient``, ...)."""
+    """A refused payment header; the message starts with a stable code (``expired``, ...)."""
 
 
 def transaction_hash(text: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,8 +12,7 @@ from typing import Any
 
 from .app import INFERENCE_PATHS, Gateway, Reply
 
-MAX_BODY_BYTES = 8 * 2**20
-"""Larger bodies get 413."""
+MAX_BODY_BYTES = 8 * 2**20  # larger bodies get 413
 DRAIN_LIMIT_BYTES = 64 * 2**20
 """An oversized body up to this size is read and dropped first, so the client sees the 413."""
 
@@ -25,6 +26,14 @@ class GatewayServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _Handler)
         self.gateway = gateway
+        self.arriving: dict[socket.socket, float] = {}  # connection: when its request is due
+
+    def service_actions(self) -> None:
+        """Between polls: cut off a client whose request is overdue (one dripping bytes too)."""
+        now = time.monotonic()
+        for connection in [c for c, due in list(self.arriving.items()) if due < now]:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away is not an error worth a traceback."""
@@ -43,6 +52,15 @@ class _Handler(BaseHTTPRequestHandler):
         """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
         super().setup()
         self.connection.settimeout(self.server.gateway.socket_timeout)
+
+    def handle_one_request(self) -> None:
+        """The next request must arrive whole within ``socket_timeout``."""
+        due = time.monotonic() + self.server.gateway.socket_timeout
+        self.server.arriving[self.connection] = due
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.arriving.pop(self.connection, None)
 
     def handle_expect_100(self) -> bool:
         """Send the interim ``100 Continue`` now, not with the buffered reply."""
@@ -68,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         if inference:
             gateway.count_request()
         raw = self._read_body()  # None: refused already
+        self.server.arriving.pop(self.connection, None)  # in time: answering may take longer
         if raw is not None and not inference:
             self._send(Reply(404, {"error": f"no such path: {self.path}"}))
         elif raw is not None:

@@ -1,14 +1,15 @@
 """Gateway hardening beyond tests/test_gateway_*.py (which cover a 9 MiB body -> 413, 411, one
 silent client, ten concurrent copies of one v1 payment, and v1 headers that are bad base64,
 bad JSON or the wrong version). Added here: a body announced far over the limit, many slow and
-half-open clients at once, one v2 permit sent concurrently, malformed v2 payment and session
-headers, and v1 payment headers that are empty, not UTF-8 or huge — each a 4xx with a reason,
-never a 500, and never a settlement."""
+half-open clients at once, a client dripping its request byte by byte, one v2 permit sent
+concurrently, malformed v2 payment and session headers, and v1 payment headers that are empty,
+not UTF-8 or huge — each a 4xx with a reason, never a 500, and never a settlement."""
 
 from __future__ import annotations
 
 import base64
 import json
+import select
 import socket
 import threading
 import time
@@ -91,6 +92,28 @@ def test_many_slow_and_half_open_clients_are_dropped_while_others_are_served(
             sock.close()
     with within(bound()):
         assert _post(quick_gateway).status_code == 402
+
+
+def test_a_client_dripping_its_request_byte_by_byte_is_cut_off(quick_gateway: Any) -> None:
+    """Never silent for ``socket_timeout``, yet never done: the whole request must arrive within
+    ``socket_timeout``, so the gateway drops the connection long before the drip would end."""
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n".encode()
+    pause = SOCKET_TIMEOUT / 6
+    with socket.create_connection(_address(quick_gateway), timeout=10) as sock:
+        sock.sendall(head)
+        for sent in range(200):  # the drip would take 200 * pause = 10 s in all
+            readable, _, _ = select.select([sock], [], [], pause)
+            if readable:
+                break
+            sock.sendall(b"x")
+        else:
+            pytest.fail("the gateway kept reading a request dripped over 10 s")
+        try:
+            assert sock.recv(4096) == b""  # closed without an answer
+        except ConnectionResetError:
+            pass  # or reset: either way, cut off
+    assert sent < 100
+    assert _post(quick_gateway).status_code == 402  # others are served as ever
 
 
 def test_the_same_permit_sent_concurrently_opens_one_session(gateway_v2: Any, account: Any) -> None:
