@@ -6,19 +6,24 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from eth_account import Account
 from opengradient_shared import tee
 from opengradient_shared.gateway.signer import TeeSigner
+from opengradient_shared.x402 import parse_challenge, upto
 from opengradient_shared.x402.networks import lookup_network
+
+_AUTH = {"Authorization": "Bearer anything"}
 
 
 @contextmanager
@@ -145,3 +150,39 @@ def test_cli_refuses_an_unknown_network() -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "moon" in done.stderr
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_prints_its_terms_and_stops_cleanly_on_a_signal(
+    tmp_path: Path, tee_signing_key_pem: bytes, account: Any, stop: signal.Signals
+) -> None:
+    """The second line names the protocol, network and tee_id; a signal stops the gateway with
+    exit status 0 after it settles the open sessions into the ledger file."""
+    key_file, ledger = tmp_path / "tee.pem", tmp_path / "ledger.jsonl"
+    key_file.write_bytes(tee_signing_key_pem)
+    options = ["--protocol", "v2", "--key-file", str(key_file), "--ledger", str(ledger)]
+    command = [sys.executable, "-m", "opengradient_shared.gateway", "--port", "0", *options]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        url = process.stdout.readline().split()[-1]
+        tee_id = TeeSigner(tee_signing_key_pem).tee_id
+        assert process.stdout.readline().split() == [
+            *("protocol", "v2,", "network", "eip155:8453,", "tee_id", tee_id)
+        ]
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+        ask = requests.post(url + "/v1/chat/completions", json=body, headers=_AUTH, timeout=5)
+        challenge = parse_challenge(ask.headers, ask.content)
+        assert challenge is not None
+        permit = upto.sign_payment(account, challenge.accepts[0], challenge, now=int(time.time()))
+        headers = {**_AUTH, permit.header_name: permit.header_value}
+        opened = requests.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=5)
+        assert opened.status_code == 200 and not ledger.exists()  # the session is still open
+        process.send_signal(stop)
+        assert process.wait(timeout=10) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+    (line,) = [json.loads(text) for text in ledger.read_text().splitlines()]
+    assert line["closed"] and line["session_id"] == opened.headers[upto.SESSION_HEADER]
