@@ -27,9 +27,7 @@ _SEPARATOR = re.compile(r"^\s*-{3,}\s*$", re.M)
 _QUERY = re.compile(r"(?:^|\n)[ \t]*(?:Query|Question|Q)[ \t]*:[ \t]*([^\n]+)", re.I)
 _ORIGINAL_QUERY = re.compile(r"original (?:query|question) is as follows:\s*(.+?)\s*\n", re.I)
 _EXISTING = re.compile(
-    r"existing answer:\s*(.+?)\s*\n\s*We have the opportunity"
-    r"|Original Answer:[ \t]*([^\n]+)",
-    re.S,
+    r"(?s)existing answer:\s*(.+?)\s*\n\s*We have the opportunity|Original Answer:[ \t]*([^\n]+)"
 )
 _CONTEXT = re.compile(
     r"(?:^|\n)\s*(?:New )?Context(?: information)?\s*:\s*(.+?)(?=\n[\w ]+:|\Z)", re.S

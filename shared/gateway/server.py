@@ -91,7 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply(404, {"error": f"no such path: {self.path}"}))
         elif raw is not None:
             reply = gateway.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
-            time.sleep(gateway.latency)
+            if gateway.latency > 0:
+                time.sleep(gateway.latency)
             self._send(reply)
 
     def _read_body(self) -> bytes | None:
@@ -133,7 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
         for i, event in enumerate([*map(json.dumps, reply.events or []), "[DONE]"]):
             if i:  # the previous event goes out now, then the pause
                 self.wfile.flush()
-                time.sleep(self.server.gateway.chunk_delay)
+                if self.server.gateway.chunk_delay > 0:
+                    time.sleep(self.server.gateway.chunk_delay)
             frame = f"data: {event}\n\n".encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame) if chunked else frame)
         if chunked:
