@@ -99,7 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The body, or None after answering 411/413 (the connection then closes)."""
         length = self.headers.get("Content-Length", "")
         if length.isdecimal() and int(length) <= MAX_BODY_BYTES:
-            return self.rfile.read(int(length))
+            raw = self.rfile.read(int(length))
+            return raw if len(raw) == int(length) else None  # cut short: the client is gone
         self.close_connection = True
         if not length.isdecimal():
             self._send(Reply(411, {"error": "a Content-Length header is required"}))
