@@ -26,13 +26,14 @@ def server_and_wallet(protocol: str = "v1") -> Iterator[LocalGateway | None]:
     if not os.environ.get(URL_ENV):
         gateway = LocalGateway(protocol=protocol).start()
         os.environ[URL_ENV] = gateway.url
-        print(f"[setup] local TEE gateway at {gateway.url} (x402 {protocol}); "
-              f"set {URL_ENV} to use OpenGradient's network")
+        print(
+            f"[setup] local TEE gateway at {gateway.url} (x402 {protocol}); "
+            f"set {URL_ENV} to use OpenGradient's network"
+        )
     if not os.environ.get(KEY_ENV):
         account = Account.create()
         os.environ[KEY_ENV] = "0x" + bytes(account.key).hex()
-        print(f"[setup] throwaway wallet {account.address}; "
-              f"set {KEY_ENV} to pay from your own")
+        print(f"[setup] throwaway wallet {account.address}; set {KEY_ENV} to pay from your own")
     try:
         yield gateway
     finally:

@@ -92,8 +92,10 @@ def _paid(tally: Tally, payment: Mapping[str, Any] | None) -> str:
         return f"opened {session}, cap {cap} base units = {_tokens(cap, payment['asset'])}"
     tally.payments += 1
     tally.paid += payment["amount"]
-    return (f"paid {payment['amount']} base units = {_tokens(payment['amount'], payment['asset'])}"
-            f" · receipt tx {_short(payment.get('transaction') or '-')}")
+    return (
+        f"paid {payment['amount']} base units = {_tokens(payment['amount'], payment['asset'])}"
+        f" · receipt tx {_short(payment.get('transaction') or '-')}"
+    )
 
 
 def _say(label: str, text: str) -> None:
@@ -167,8 +169,11 @@ def streamed_chat(tally: Tally) -> None:
     from langchain_opengradient import ChatOpenGradient
 
     messages = [
-        ("system", "Context: An enclave signs each answer. Its signature covers the hash of "
-                   "the request and the hash of the output, so neither can be altered unseen."),
+        (
+            "system",
+            "Context: An enclave signs each answer. Its signature covers the hash of "
+            "the request and the hash of the output, so neither can be altered unseen.",
+        ),
         ("user", "Question: What does the enclave's signature cover?"),
     ]
     print("    stream   ", end="", flush=True)
@@ -188,8 +193,9 @@ def seed_api(tally: Tally) -> None:
 
     wallet = Account.from_key(os.environ["OPENGRADIENT_PRIVATE_KEY"])
     with LLM(wallet, os.environ["OPENGRADIENT_LLM_URL"]) as llm:
-        chat = llm.chat(TEE_LLM.CLAUDE_3_7_SONNET,
-                        [{"role": "user", "content": "Sign this answer, please."}])
+        chat = llm.chat(
+            TEE_LLM.CLAUDE_3_7_SONNET, [{"role": "user", "content": "Sign this answer, please."}]
+        )
         _say("chat", (chat.chat_output or {}).get("content", ""))
         _say("", tally.record(_as_dict(chat.payment), _as_dict(chat.tee_proof)))
         text = llm.completion(TEE_LLM.GEMINI_2_5_FLASH, "A verified answer is", max_tokens=8)
@@ -232,8 +238,11 @@ def _summary(tally: Tally, failed: list[str], gateway: Any, seconds: float) -> N
             failed.append("the gateway's ledger disagrees with the receipts")
     rows += [
         ("TEE proofs verified", f"{tally.verified} of {tally.calls}"),
-        ("HTTP round trips", f"{tally.round_trips}: {tally.calls} answers, {tally.quotes} "
-                             f"price quotes (402), {tally.key_fetches} TEE key fetches"),
+        (
+            "HTTP round trips",
+            f"{tally.round_trips}: {tally.calls} answers, {tally.quotes} "
+            f"price quotes (402), {tally.key_fetches} TEE key fetches",
+        ),
         ("parts failed", len(failed)),
         ("seconds", f"{seconds:.1f}"),
     ]
@@ -245,8 +254,12 @@ def _summary(tally: Tally, failed: list[str], gateway: Any, seconds: float) -> N
 def main(argv: list[str] | None = None) -> int:
     """Run the four parts; 0 when every part ran and every answer's proof verified."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", choices=("v1", "v2"), default="v1",
-                        help="x402 generation of the local gateway (default v1)")
+    parser.add_argument(
+        "--protocol",
+        choices=("v1", "v2"),
+        default="v1",
+        help="x402 generation of the local gateway (default v1)",
+    )
     args = parser.parse_args(argv)
     tally, failed, started = Tally(), [], time.monotonic()
     transport_log = logging.getLogger("opengradient_shared.client")

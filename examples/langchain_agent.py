@@ -1,6 +1,6 @@
 """A LangChain agent that calls two tools; every model call is paid and TEE-verified.
 
-    python examples/langchain_agent.py      (needs the `langchain` package for create_agent)
+python examples/langchain_agent.py      (needs the `langchain` package for create_agent)
 """
 
 from langchain.agents import create_agent
@@ -35,5 +35,7 @@ with server_and_wallet():
             paid = message.response_metadata["payment"]
             calls = ", ".join(f"{c['name']}({c['args']})" for c in message.tool_calls)
             step = calls or message.text
-            print(f"- {step}\n    paid {paid['amount']} base units; "
-                  f"TEE proof verified={proof['verified']} by {proof['tee_id'][:18]}…")
+            print(
+                f"- {step}\n    paid {paid['amount']} base units; "
+                f"TEE proof verified={proof['verified']} by {proof['tee_id'][:18]}…"
+            )

@@ -1,6 +1,6 @@
 """Structured output with LangChain: a pydantic object from a TEE-verified, paid answer.
 
-    python examples/langchain_structured_output.py
+python examples/langchain_structured_output.py
 """
 
 from pydantic import BaseModel, Field

@@ -1,6 +1,6 @@
 """A LlamaIndex FunctionAgent that uses two tools; every LLM step is paid and TEE-verified.
 
-    python examples/llamaindex_agent.py
+python examples/llamaindex_agent.py
 """
 
 import asyncio

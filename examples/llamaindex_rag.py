@@ -45,8 +45,10 @@ with server_and_wallet():
     print("sources:", [node.metadata["file_name"] for node in response.source_nodes])
     for answer in proofs.answers:
         proof, paid = answer["tee_proof"], answer["payment"]
-        print(f"TEE proof verified: {proof['verified']} by {proof['tee_id'][:18]}…; "
-              f"paid {paid['amount']} base units, tx {paid['transaction']}")
+        print(
+            f"TEE proof verified: {proof['verified']} by {proof['tee_id'][:18]}…; "
+            f"paid {paid['amount']} base units, tx {paid['transaction']}"
+        )
 
     streaming = VectorStoreIndex.from_documents(documents).as_query_engine(streaming=True)
     for token in streaming.query("What does the per-call cap do?").response_gen:

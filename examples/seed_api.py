@@ -1,6 +1,6 @@
 """The seed API used directly: one paid, TEE-verified chat call and one completion call.
 
-    python examples/seed_api.py
+python examples/seed_api.py
 """
 
 import os

@@ -1,6 +1,6 @@
 """A streamed chat printed as it arrives; the last chunk carries the TEE proof and receipt.
 
-    python examples/streaming.py
+python examples/streaming.py
 """
 
 import asyncio
@@ -12,8 +12,11 @@ from opengradient_shared import LLM, TEE_LLM
 from _local import server_and_wallet
 
 QUESTION = [
-    {"role": "system", "content": "Context: An enclave signs each answer. "
-                                  "The signature covers the request hash and the output hash."},
+    {
+        "role": "system",
+        "content": "Context: An enclave signs each answer. "
+        "The signature covers the request hash and the output hash.",
+    },
     {"role": "user", "content": "Question: What does the signature cover?"},
 ]
 

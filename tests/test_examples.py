@@ -19,22 +19,45 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # What each run must print (besides exiting 0).
 EXPECTED: dict[tuple[str, ...], list[str]] = {
     ("seed_api.py",): ["TEE proof verified: True", "paid 1000 base units", "completion:"],
-    ("streaming.py",): ["The signature covers the request hash and the output hash.",
-                        "TEE proof verified: True", "The| signature|"],
-    ("langchain_agent.py",): ["get_weather({'city': 'Lisbon'})",
-                              "get_local_time({'city': 'Lisbon'})",
-                              "18 C and light rain in Lisbon", "TEE proof verified=True"],
-    ("langchain_structured_output.py",): ["Booking(origin='Oslo', seats=3)",
-                                          "TEE proof verified: True"],
-    ("llamaindex_rag.py",): ["settlement-modes.md", "The private mode records only the hashes",
-                             "TEE proof verified"],
-    ("llamaindex_agent.py",): ["18 C and light rain in Lisbon", "07:45 in Lisbon",
-                              "TEE proof verified: True"],
-    ("demo.py",): ["(a) LangChain agent", "(b) LlamaIndex RAG", "(c) streamed chat",
-                   "(d) the seed API", "TEE proofs verified  ", "all answers paid and TEE-verified",
-                   "The private mode records only the hashes"],
-    ("demo.py", "--protocol", "v2"): ["opened session", "(no new payment)",
-                                      "all answers paid and TEE-verified"],
+    ("streaming.py",): [
+        "The signature covers the request hash and the output hash.",
+        "TEE proof verified: True",
+        "The| signature|",
+    ],
+    ("langchain_agent.py",): [
+        "get_weather({'city': 'Lisbon'})",
+        "get_local_time({'city': 'Lisbon'})",
+        "18 C and light rain in Lisbon",
+        "TEE proof verified=True",
+    ],
+    ("langchain_structured_output.py",): [
+        "Booking(origin='Oslo', seats=3)",
+        "TEE proof verified: True",
+    ],
+    ("llamaindex_rag.py",): [
+        "settlement-modes.md",
+        "The private mode records only the hashes",
+        "TEE proof verified",
+    ],
+    ("llamaindex_agent.py",): [
+        "18 C and light rain in Lisbon",
+        "07:45 in Lisbon",
+        "TEE proof verified: True",
+    ],
+    ("demo.py",): [
+        "(a) LangChain agent",
+        "(b) LlamaIndex RAG",
+        "(c) streamed chat",
+        "(d) the seed API",
+        "TEE proofs verified  ",
+        "all answers paid and TEE-verified",
+        "The private mode records only the hashes",
+    ],
+    ("demo.py", "--protocol", "v2"): [
+        "opened session",
+        "(no new payment)",
+        "all answers paid and TEE-verified",
+    ],
 }
 
 
@@ -48,7 +71,10 @@ def runs() -> Iterator[dict[tuple[str, ...], subprocess.CompletedProcess[str]]]:
     processes = {
         argv: subprocess.Popen(
             [sys.executable, str(EXAMPLES / argv[0]), *argv[1:]],
-            env=_clean_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=_clean_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for argv in EXPECTED
     }
@@ -78,7 +104,9 @@ def test_demo_fails_when_answers_are_tampered_with() -> None:
         run = subprocess.run(
             [sys.executable, str(EXAMPLES / "demo.py")],
             env=_clean_environment(OPENGRADIENT_LLM_URL=proxy.url),
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert run.returncode == 1, run.stdout
     assert "VerificationError" in run.stdout
