@@ -27,6 +27,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	@$(PY) -m ruff check shared langchain_opengradient llamaindex_opengradient tests benchmarks examples
+	@$(PY) -m ruff format --check shared langchain_opengradient llamaindex_opengradient tests benchmarks examples
 	@$(PY) -m mypy shared langchain_opengradient llamaindex_opengradient
 
 clean:

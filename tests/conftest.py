@@ -8,12 +8,19 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from signing_spy import SignSpy
 
 
 @pytest.fixture
 def account() -> LocalAccount:
     """A fresh throwaway wallet."""
     return Account.create()
+
+
+@pytest.fixture
+def spy(account: LocalAccount, monkeypatch: pytest.MonkeyPatch) -> SignSpy:
+    """Counts the signatures ``account`` makes (every x402 payment is one)."""
+    return SignSpy(account, monkeypatch)
 
 
 @pytest.fixture(scope="session")

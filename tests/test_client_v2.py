@@ -20,28 +20,10 @@ from opengradient_shared import (
 )
 from opengradient_shared.x402 import parse_challenge
 from reliability import faultproxy as fp
+from signing_spy import SignSpy
 
 MODEL = TEE_LLM.GPT_4O
 ASK = [{"role": "user", "content": "Tell me something about sessions."}]
-
-
-class SignSpy:
-    """Counts the EIP-712 signatures an account makes (every permit is one)."""
-
-    def __init__(self, account: LocalAccount) -> None:
-        self.calls = 0
-        self._inner = account.sign_typed_data
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self._inner(*args, **kwargs)
-
-
-@pytest.fixture
-def spy(account: LocalAccount, monkeypatch: pytest.MonkeyPatch) -> SignSpy:
-    spy = SignSpy(account)
-    monkeypatch.setattr(account, "sign_typed_data", spy)
-    return spy
 
 
 @pytest.fixture

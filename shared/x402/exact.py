@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
@@ -73,6 +75,63 @@ def typed_data(requirement: PaymentRequirement, authorization: dict[str, Any]) -
     }
 
 
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_AUTHORIZATION_TYPEHASH = keccak(
+    b"TransferWithAuthorization(address from,address to,uint256 value,"
+    b"uint256 validAfter,uint256 validBefore,bytes32 nonce)"
+)
+
+
+def _word(value: int) -> bytes:
+    """An EIP-712 ``uint256``: 32 bytes big-endian; out of range is a ``ValueError``."""
+    if not 0 <= value < 1 << 256:
+        raise ValueError(f"{value} is not a uint256")
+    return value.to_bytes(32, "big")
+
+
+def _address_word(address: str) -> bytes:
+    """An EIP-712 ``address``: 20 bytes left-padded to 32."""
+    raw = bytes.fromhex(address.removeprefix("0x"))
+    if len(raw) != 20:
+        raise ValueError(f"{address!r} is not a 20-byte address")
+    return raw.rjust(32, b"\0")
+
+
+@lru_cache(maxsize=32)
+def _domain_separator(name: str, version: str, chain_id: int, contract: str) -> bytes:
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(name.encode())
+        + keccak(version.encode())
+        + _word(chain_id)
+        + _address_word(contract)
+    )
+
+
+def authorization_digest(requirement: PaymentRequirement, authorization: dict[str, Any]) -> bytes:
+    """The EIP-712 digest of :func:`typed_data`, built directly for this one fixed struct
+    (about a tenth of the time of the general encoder; equal to it, which the tests check)."""
+    domain = domain_of(requirement)
+    nonce = bytes.fromhex(str(authorization["nonce"]).removeprefix("0x"))
+    if len(nonce) != 32:
+        raise ValueError("the nonce is not 32 bytes")
+    struct = keccak(
+        _AUTHORIZATION_TYPEHASH
+        + _address_word(authorization["from"])
+        + _address_word(authorization["to"])
+        + _word(int(authorization["value"]))
+        + _word(int(authorization["validAfter"]))
+        + _word(int(authorization["validBefore"]))
+        + nonce
+    )
+    separator = _domain_separator(
+        domain["name"], domain["version"], domain["chainId"], domain["verifyingContract"]
+    )
+    return keccak(b"\x19\x01" + separator + struct)
+
+
 def sign_payment(
     account: LocalAccount,
     requirement: PaymentRequirement,
@@ -94,7 +153,7 @@ def sign_payment(
         "validBefore": str(valid_before),
         "nonce": nonce_hex,
     }
-    signed = account.sign_typed_data(full_message=typed_data(requirement, authorization))
+    signed = account.unsafe_sign_hash(authorization_digest(requirement, authorization))
     payload = {
         "x402Version": X402_VERSION,
         "scheme": SCHEME,
@@ -117,7 +176,9 @@ def sign_payment(
 
 
 def recover_payer(payload: dict[str, Any], requirement: PaymentRequirement) -> str:
-    """The address that signed a decoded ``X-PAYMENT`` payload (checksummed)."""
+    """The address that signed a decoded ``X-PAYMENT`` payload (checksummed). Recovered
+    through eth-account's general EIP-712 encoder, not :func:`authorization_digest`, so that
+    the gateway checks the client's hand-built digest independently."""
     inner = payload["payload"]
     message = encode_typed_data(full_message=typed_data(requirement, inner["authorization"]))
     return str(Account.recover_message(message, signature=inner["signature"]))

@@ -1,5 +1,5 @@
-"""Fixtures of the reliability suite: a fault proxy in front of the local gateway, a spy that
-counts payment signatures, and clients with the suite's small timeouts."""
+"""Fixtures of the reliability suite: a fault proxy in front of the local gateway and clients
+with the suite's small timeouts (the signature ``spy`` comes from ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from faultproxy import FaultProxy
-from harness import RETRIES, TIMEOUT, SignSpy
+from harness import RETRIES, TIMEOUT
 from opengradient_shared import LLM
 
 
@@ -42,14 +42,6 @@ def set_price(gateway: Any) -> Iterator[Callable[[int], None]]:
 
     yield set_to
     gateway.price = original
-
-
-@pytest.fixture
-def spy(account: LocalAccount, monkeypatch: pytest.MonkeyPatch) -> SignSpy:
-    """A spy on ``account``'s signatures (every payment is an EIP-712 signature)."""
-    spy = SignSpy(account)
-    monkeypatch.setattr(account, "sign_typed_data", spy)
-    return spy
 
 
 @pytest.fixture

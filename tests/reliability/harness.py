@@ -1,5 +1,5 @@
 """Shared helpers of the reliability suite: the call used everywhere, the small timeouts, the
-time bound every faulty call must meet, the ledger view and a spy that counts signatures."""
+time bound every faulty call must meet, and the ledger view."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from eth_account.signers.local import LocalAccount
 from opengradient_shared import TEE_LLM
 
 MODEL = TEE_LLM.GPT_4O
@@ -44,18 +43,6 @@ def field(entry: Any, name: str) -> Any:
 def settled_nonces(gateway: Any) -> list[str]:
     """The nonces of every settlement in the gateway's ledger, in order."""
     return [str(field(e, "nonce")) for e in gateway.ledger.entries]
-
-
-class SignSpy:
-    """Counts EIP-712 signatures made with an account (wraps its ``sign_typed_data``)."""
-
-    def __init__(self, account: LocalAccount) -> None:
-        self.calls = 0
-        self._inner = account.sign_typed_data
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self._inner(*args, **kwargs)
 
 
 def adapter(name: str) -> Any:

@@ -1,7 +1,7 @@
 """Payment safety: a payment the client's policy does not allow is refused with nothing signed;
 a refused payment is never retried into a loop; one call settles at most once. Signatures are
-counted with a spy around the account's ``sign_typed_data`` (every x402 payment is an EIP-712
-signature); the proxy rewrites challenges to stand for a gateway that changes its terms."""
+counted with the ``spy`` on the account's signing methods (every x402 payment is a signature);
+the proxy rewrites challenges to stand for a gateway that changes its terms."""
 
 from __future__ import annotations
 
