@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eth_account import Account
@@ -32,6 +32,7 @@ from opengradient_shared import LLM, TEE_LLM
 
 from langchain_opengradient import ChatOpenGradient
 
+from _burst import Burst, One, burst_ratio
 from _child_gateway import ChildGateway
 
 MODEL = TEE_LLM.GPT_4O
@@ -62,39 +63,24 @@ def invoke_ratio(transport: LLM) -> tuple[float, float]:
     return adapted / bare, (adapted - bare) * 1000
 
 
-def burst_ratio(
-    url: str, gateway: ChildGateway, adapter: bool, n: int = 64, latency: float = 0.2
-) -> float:
-    """``n`` concurrent calls over one call, with ``latency`` at the gateway: ``abatch`` of
-    ChatOpenGradient (``adapter``) or ``asyncio.gather`` of ``LLM.achat`` (the baseline), each
-    on a fresh transport (a connection pool that already served a burst behaves differently)."""
-    transport = LLM(Account.create(), url)
+def _abatch_calls(transport: LLM) -> tuple[One, Burst]:
+    """``ainvoke`` and ``abatch`` of a ChatOpenGradient on ``transport``."""
     chat = ChatOpenGradient(model=MODEL, client=transport)
+
+    def burst(n: int) -> Awaitable[list[Any]]:
+        return chat.abatch([PROMPT] * n, config={"max_concurrency": n})
+
+    return (lambda: chat.ainvoke(PROMPT)), burst
+
+
+def _gather_calls(transport: LLM) -> tuple[One, Burst]:
+    """The baseline: ``LLM.achat`` alone, the burst under ``asyncio.gather``."""
     messages = [{"role": "user", "content": PROMPT}]
 
-    async def call() -> Any:
-        return await (chat.ainvoke(PROMPT) if adapter else transport.achat(MODEL, messages))
+    async def burst(n: int) -> list[Any]:
+        return list(await asyncio.gather(*(transport.achat(MODEL, messages) for _ in range(n))))
 
-    async def burst() -> list[Any]:
-        if adapter:
-            return await chat.abatch([PROMPT] * n, config={"max_concurrency": n})
-        return list(await asyncio.gather(*(call() for _ in range(n))))
-
-    async def measure() -> float:
-        await call()  # warm: the first 402 and the TEE key are behind us
-        gateway.set("latency", latency)
-        try:
-            started = time.perf_counter()
-            await call()
-            one = time.perf_counter() - started
-            started = time.perf_counter()
-            assert len(await burst()) == n
-            return (time.perf_counter() - started) / one
-        finally:
-            gateway.set("latency", 0.0)
-            await transport.aclose()
-
-    return asyncio.run(measure())
+    return (lambda: transport.achat(MODEL, messages)), burst
 
 
 _IMPORT = """
@@ -128,12 +114,11 @@ def rows() -> list[tuple[str, float, str]]:
                     ratio, extra_ms = invoke_ratio(transport)
                 out.append(("ChatOpenGradient.invoke / LLM.chat", ratio, "<= 1.3x"))
                 out.append(("invoke minus LLM.chat per call (ms)", extra_ms, "info"))
-            for adapter, name, goal in (
-                (True, "abatch(64) / one ainvoke, 200 ms", "<= 2x"),
-                (False, "baseline: gather(64 LLM.achat) / one", "info"),
+            for calls, name, goal in (
+                (_abatch_calls, "abatch(64) / one ainvoke, 200 ms", "<= 2x"),
+                (_gather_calls, "baseline: gather(64 LLM.achat) / one", "info"),
             ):
-                ratio = burst_ratio(gateway.url, gateway, adapter)
-                out.append((f"{protocol} {name}", ratio, goal))
+                out.append((f"{protocol} {name}", burst_ratio(gateway, calls), goal))
         finally:
             gateway.close()
     out.append(("import beyond langchain_core (ms)", import_ms(), "<= 100 ms"))

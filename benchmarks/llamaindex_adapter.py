@@ -28,6 +28,7 @@ from opengradient_shared import LLM, TEE_LLM
 
 from llamaindex_opengradient import OpenGradient
 
+from _burst import Burst, One, burst_ratio
 from _child_gateway import ChildGateway
 
 MODEL = TEE_LLM.GPT_4O
@@ -59,34 +60,24 @@ def chat_ratio(transport: LLM) -> tuple[float, float]:
     return adapted / bare, (adapted - bare) * 1000
 
 
-def burst_ratio(
-    url: str, gateway: ChildGateway, adapter: bool, n: int = 64, latency: float = 0.2
-) -> float:
-    """``n`` concurrent calls over one call, with ``latency`` at the gateway: ``OpenGradient
-    .achat`` (``adapter``) or ``LLM.achat`` (the baseline), on a fresh transport."""
-    transport = LLM(Account.create(), url)
+def _achat_calls(transport: LLM) -> tuple[One, Burst]:
+    """``OpenGradient.achat`` on ``transport``, the burst under ``asyncio.gather``."""
     llm = OpenGradient(model=MODEL, client=transport)
     messages = [ChatMessage(role="user", content=PROMPT)]
 
-    async def call() -> Any:
-        return await (llm.achat(messages) if adapter else transport.achat(MODEL, MESSAGES))
+    async def burst(n: int) -> list[Any]:
+        return list(await asyncio.gather(*(llm.achat(messages) for _ in range(n))))
 
-    async def measure() -> float:
-        await call()  # warm: the first 402 and the TEE key are behind us
-        gateway.set("latency", latency)
-        try:
-            started = time.perf_counter()
-            await call()
-            one = time.perf_counter() - started
-            started = time.perf_counter()
-            answers = await asyncio.gather(*(call() for _ in range(n)))
-            assert len(answers) == n
-            return (time.perf_counter() - started) / one
-        finally:
-            gateway.set("latency", 0.0)
-            await transport.aclose()
+    return (lambda: llm.achat(messages)), burst
 
-    return asyncio.run(measure())
+
+def _transport_calls(transport: LLM) -> tuple[One, Burst]:
+    """The baseline: ``LLM.achat`` alone."""
+
+    async def burst(n: int) -> list[Any]:
+        return list(await asyncio.gather(*(transport.achat(MODEL, MESSAGES) for _ in range(n))))
+
+    return (lambda: transport.achat(MODEL, MESSAGES)), burst
 
 
 def rows() -> list[tuple[str, float, str]]:
@@ -100,11 +91,11 @@ def rows() -> list[tuple[str, float, str]]:
                     ratio, extra_ms = chat_ratio(transport)
                 out.append(("OpenGradient.chat / LLM.chat", ratio, "<= 1.3x"))
                 out.append(("OpenGradient.chat minus LLM.chat per call (ms)", extra_ms, "info"))
-            for adapter, name, goal in (
-                (True, "64 concurrent achat / one achat, 200 ms", "<= 2x"),
-                (False, "baseline: 64 LLM.achat / one", "info"),
+            for calls, name, goal in (
+                (_achat_calls, "64 concurrent achat / one achat, 200 ms", "<= 2x"),
+                (_transport_calls, "baseline: 64 LLM.achat / one", "info"),
             ):
-                out.append((f"{protocol} {name}", burst_ratio(gateway.url, gateway, adapter), goal))
+                out.append((f"{protocol} {name}", burst_ratio(gateway, calls), goal))
         finally:
             gateway.close()
     return out

@@ -29,6 +29,7 @@ from opengradient_shared import LLM, TEE_LLM
 from opengradient_shared.protocol import prepare_chat
 from opengradient_shared.x402 import exact, parse_challenge, upto
 
+from _burst import Burst, One, burst_ratio
 from _child_gateway import ChildGateway
 
 MODEL = TEE_LLM.GPT_4O
@@ -103,27 +104,19 @@ def per_call_ratio(url: str) -> float:
     return statistics.median(ours) / statistics.median(theirs)
 
 
-def concurrency_ratio(gateway: ChildGateway, n: int = 64, latency: float = 0.2) -> float:
-    """Wall time of ``n`` concurrent ``achat`` calls over one call, with gateway latency."""
-    llm = LLM(Account.create(), gateway.url)
+def concurrency_ratio(gateway: ChildGateway) -> float:
+    """Wall time of 64 concurrent ``achat`` calls over one call, with 200 ms gateway latency;
+    every answer's proof verified."""
 
-    async def run() -> float:
-        await llm.achat(MODEL, MESSAGES)  # warm
-        gateway.set("latency", latency)
-        try:
-            started = time.perf_counter()
-            await llm.achat(MODEL, MESSAGES)
-            one = time.perf_counter() - started
-            started = time.perf_counter()
+    def calls(llm: LLM) -> tuple[One, Burst]:
+        async def burst(n: int) -> list[Any]:
             outs = await asyncio.gather(*(llm.achat(MODEL, MESSAGES) for _ in range(n)))
-            many = time.perf_counter() - started
-        finally:
-            gateway.set("latency", 0.0)
-            await llm.aclose()
-        assert all(o.tee_proof and o.tee_proof.verified for o in outs)  # type: ignore[union-attr]
-        return many / one
+            assert all(o.tee_proof and o.tee_proof.verified for o in outs)  # type: ignore[union-attr]
+            return outs
 
-    return asyncio.run(run())
+        return (lambda: llm.achat(MODEL, MESSAGES)), burst
+
+    return burst_ratio(gateway, calls)
 
 
 def first_chunk_ratio(gateway: ChildGateway, chunk_delay: float = 0.02) -> float:

@@ -17,7 +17,15 @@ from opengradient_shared.settings import (
     build_client,
 )
 from opengradient_shared.types import x402SettlementMode
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+)
 from pydantic import model_validator as _model_validator
 
 __all__ = ["KEY_ENV", "OpenGradientSettings"]
@@ -29,7 +37,7 @@ class OpenGradientSettings(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid", hide_input_in_errors=True)
 
-    model: str = Field(alias="model_name")
+    model: str = Field(validation_alias=AliasChoices("model", "model_name"))
     """A ``TEE_LLM`` member or a ``"provider/model"`` string."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
@@ -40,7 +48,8 @@ class OpenGradientSettings(BaseModel):
     max_retries: int = Field(default=2, ge=0)
     """Retries of connection failures and 429/5xx, done by the transport alone."""
     private_key: SecretStr | None = Field(
-        default_factory=secret_from_env(KEY_ENV, default=None), alias="api_key"
+        default_factory=secret_from_env(KEY_ENV, default=None),
+        validation_alias=AliasChoices("private_key", "api_key"),
     )
     """The paying wallet's key (32 bytes, hex; ``OPENGRADIENT_PRIVATE_KEY``)."""
     base_url: str | None = Field(default_factory=from_env(URL_ENV, default=None))
@@ -48,7 +57,8 @@ class OpenGradientSettings(BaseModel):
     streaming_url: str | None = Field(default_factory=from_env(STREAMING_URL_ENV, default=None))
     """The streaming server (``OPENGRADIENT_LLM_STREAMING_URL``; default: ``base_url``)."""
     settlement_mode: x402SettlementMode = Field(
-        default=x402SettlementMode.SETTLE_BATCH, alias="x402_settlement_mode"
+        default=x402SettlementMode.SETTLE_BATCH,
+        validation_alias=AliasChoices("settlement_mode", "x402_settlement_mode"),
     )
     """How each inference is settled on-chain."""
     max_payment: int | None = Field(

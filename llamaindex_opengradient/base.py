@@ -32,7 +32,15 @@ from opengradient_shared.settings import (
 )
 from opengradient_shared.types import TextGenerationOutput, TextGenerationStream
 from opengradient_shared.types import x402SettlementMode as _Mode
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import model_validator as _model_validator
 
 from ._convert import ChatStream, chat_response, completion_response, to_openai_messages
@@ -134,7 +142,7 @@ class OpenGradient(FunctionCallingLLM):
     )
     private_key: SecretStr | None = Field(
         default_factory=_secret_from_env,
-        alias="api_key",
+        validation_alias=AliasChoices("private_key", "api_key"),
         exclude=True,
         description="The paying wallet's key (OPENGRADIENT_PRIVATE_KEY); never shown.",
     )

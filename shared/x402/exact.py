@@ -9,7 +9,8 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_hash.auto import keccak
+from eth_typing import Hash32
 
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
@@ -153,7 +154,7 @@ def sign_payment(
         "validBefore": str(valid_before),
         "nonce": nonce_hex,
     }
-    signed = account.unsafe_sign_hash(authorization_digest(requirement, authorization))
+    signed = account.unsafe_sign_hash(Hash32(authorization_digest(requirement, authorization)))
     payload = {
         "x402Version": X402_VERSION,
         "scheme": SCHEME,

@@ -8,15 +8,9 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from lc_support import MODEL, key_of
 
 from langchain_opengradient import ChatOpenGradient
-
-MODEL = "openai/gpt-4o"
-
-
-def key_of(account: Any) -> str:
-    """The hex private key of a throwaway test wallet."""
-    return "0x" + bytes(account.key).hex()
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MODEL, key_of
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
+from lc_support import MODEL, key_of
 from opengradient_shared import LLM, InvalidRequestError
 from pydantic import BaseModel, Field
 
@@ -330,6 +330,20 @@ def test_existing_transport_needs_no_key_or_url(shared_gateway: Any, wallet: Any
         chat = ChatOpenGradient(model=MODEL, client=transport)
         assert chat._llm is transport
         assert chat.invoke("hi").response_metadata["payment"]["payer"] == wallet.address
+
+
+def test_langchain_spellings_are_accepted_as_aliases(shared_gateway: Any, wallet: Any) -> None:
+    """``model_name``, ``api_key`` and ``x402_settlement_mode`` (the names other LangChain
+    models and the seed use) fill the same fields; the typed names are tests/typing's."""
+    chat = ChatOpenGradient(
+        model_name=MODEL,
+        api_key=key_of(wallet),
+        base_url=shared_gateway.url,
+        x402_settlement_mode="settle",
+    )
+    assert chat.model == MODEL and chat.settlement_mode.value == "settle"
+    assert chat.private_key is not None
+    assert chat.invoke("hi").response_metadata["payment"]["payer"] == wallet.address
 
 
 def test_settings_from_the_environment(

@@ -416,6 +416,11 @@ def test_an_existing_transport_is_used_as_is(
         OpenGradient(model=MODEL, client=object())
 
 
+def test_api_key_is_an_alias_of_private_key(shared_gateway: Any, wallet: Any) -> None:
+    llm = OpenGradient(model=MODEL, api_key=key_of(wallet), base_url=shared_gateway.url)
+    assert llm.chat(_user("alias")).additional_kwargs["payment"]["payer"] == wallet.address
+
+
 def test_configuration_from_the_environment(
     shared_gateway: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

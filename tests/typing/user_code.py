@@ -1,0 +1,40 @@
+"""Code as a user of the package writes it, for ``mypy --strict`` (see tests/test_typing.py):
+the keyword names the README documents must type-check, not only run."""
+
+from __future__ import annotations
+
+from eth_account import Account
+from langchain_core.messages import AIMessage
+from opengradient_shared import LLM, TEE_LLM, TextGenerationOutput, x402SettlementMode
+from pydantic import SecretStr
+
+from langchain_opengradient import ChatOpenGradient, OpenGradientLLM
+from llamaindex_opengradient import OpenGradient
+
+KEY = SecretStr("0x" + "11" * 32)
+URL = "http://127.0.0.1:1"
+
+chat = ChatOpenGradient(
+    model=TEE_LLM.GPT_4O,
+    private_key=KEY,
+    base_url=URL,
+    settlement_mode=x402SettlementMode.SETTLE,
+    max_payment=10_000,
+    timeout=5.0,
+    max_retries=1,
+)
+completion_model = OpenGradientLLM(model="openai/gpt-4o", private_key=KEY, base_url=URL)
+llama = OpenGradient(model="openai/gpt-4o", private_key=KEY, base_url=URL, max_tokens=64)
+transport = LLM(Account.create(), URL, URL, max_payment=10_000)
+
+
+def answer(question: str) -> str:
+    message = chat.invoke(question)
+    assert isinstance(message, AIMessage)
+    return message.text
+
+
+def seed_call() -> str | None:
+    output = transport.chat(TEE_LLM.GPT_4O, [{"role": "user", "content": "hi"}], max_tokens=10)
+    assert isinstance(output, TextGenerationOutput)
+    return output.payment_hash
