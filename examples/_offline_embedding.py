@@ -1,4 +1,5 @@
-"""A small offline embedding so the LlamaIndex examples need no model download or API key.
+"""A small offline embedding so the LlamaIndex examples and the RAG tests need no model
+download, network or API key.
 
 Words are hashed into a fixed number of buckets and the counts normalised: retrieval by shared
 words, deterministic and instant. Use a real embedding model in production.

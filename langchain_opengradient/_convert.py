@@ -20,6 +20,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from opengradient_shared.errors import InvalidRequestError
+from opengradient_shared.protocol import provider_model
 from opengradient_shared.types import StreamChunk, TextGenerationOutput, Usage
 
 # Blocks of an AI message that restate its ``tool_calls`` (Anthropic ``tool_use``, LangChain v1
@@ -136,20 +137,12 @@ def _usage(usage: Usage | None) -> UsageMetadata | None:
     )
 
 
-def model_name(reported: str | None, requested: str) -> str:
-    """The ``provider/model`` name: the gateway reports the name without its provider."""
-    if not reported:
-        return requested
-    provider, _, _ = requested.partition("/")
-    return reported if "/" in reported else f"{provider}/{reported}"
-
-
 def metadata(
     answer: TextGenerationOutput | StreamChunk, finish_reason: str | None, requested: str
 ) -> dict[str, Any]:
     """``response_metadata``: model, finish reason, payment hash, receipt and TEE proof."""
     return {
-        "model_name": model_name(answer.model, requested),
+        "model_name": provider_model(answer.model, requested),
         "finish_reason": finish_reason,
         "payment_hash": answer.payment_hash,
         "payment": asdict(answer.payment) if answer.payment else None,

@@ -19,7 +19,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from opengradient_shared.errors import InvalidRequestError
-from opengradient_shared.protocol import StreamAccumulator
+from opengradient_shared.protocol import StreamAccumulator, provider_model
 from opengradient_shared.types import StreamChunk, TextGenerationOutput
 
 _ROLES = {
@@ -143,14 +143,6 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
 # ---- answers -----------------------------------------------------------------------------
 
 
-def _model_name(reported: str | None, requested: str) -> str:
-    """The ``provider/model`` name: the gateway reports the name without its provider."""
-    if not reported:
-        return requested
-    provider, _, _ = requested.partition("/")
-    return reported if "/" in reported else f"{provider}/{reported}"
-
-
 def metadata(
     answer: TextGenerationOutput | StreamChunk, finish_reason: str | None, requested: str
 ) -> dict[str, Any]:
@@ -162,7 +154,7 @@ def metadata(
         "payment_hash": answer.payment_hash,
         "usage": asdict(answer.usage) if answer.usage else None,
         "finish_reason": finish_reason,
-        "model": _model_name(answer.model, requested),
+        "model": provider_model(answer.model, requested),
     }
 
 

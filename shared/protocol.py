@@ -82,6 +82,15 @@ def wire_model(model: TEE_LLM | str) -> str:
     return name
 
 
+def provider_model(reported: str | None, requested: str) -> str:
+    """The ``provider/model`` name of an answer: the gateway reports the model without its
+    provider (``gpt-4o`` for ``openai/gpt-4o``); nothing reported means the one requested."""
+    if not reported:
+        return requested
+    provider, _, _ = requested.partition("/")
+    return reported if "/" in reported else f"{provider}/{reported}"
+
+
 def _model_hint(model: str) -> str:
     for member in TEE_LLM:
         if member.value.split("/", 1)[1] == model:

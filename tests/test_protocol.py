@@ -23,6 +23,7 @@ from opengradient_shared.protocol import (
     parse_completion,
     prepare_chat,
     prepare_completion,
+    provider_model,
 )
 from opengradient_shared.sse import SSEDecoder
 
@@ -288,3 +289,15 @@ def test_error_statuses_carry_the_servers_message(status: int, body: bytes, kind
     for word in ("unknown model nope", "use application/json", "provider down", "forbidden"):
         if word in said:
             assert word in str(error)
+
+
+@pytest.mark.parametrize(
+    ("reported", "named"),
+    [
+        ("gpt-4o", "openai/gpt-4o"),
+        ("openai/gpt-4o-mini", "openai/gpt-4o-mini"),
+        (None, "openai/gpt-4o"),
+    ],
+)
+def test_answers_name_their_model_with_its_provider(reported: str | None, named: str) -> None:
+    assert provider_model(reported, "openai/gpt-4o") == named

@@ -1,6 +1,7 @@
 """OpenGradient inside LlamaIndex's own pipelines, against a real LocalGateway: a RAG query
 engine (plain and streaming) over a small index, a chat engine over two turns, a FunctionAgent
-using two tools, and structured output into a pydantic model."""
+using two tools, and structured output into a pydantic model. Retrieval uses the examples'
+offline embedding (examples/_offline_embedding.py, on the test path): deterministic, no download."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChat
 from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from pydantic import BaseModel, Field
-from word_embedding import WordEmbedding
 
 from llamaindex_opengradient import OpenGradient
+
+from _offline_embedding import HashingEmbedding
 
 OFFICES = {
     "Lisbon": "The Lisbon office keeps its backups in a vault under the Alfama district. "
@@ -37,7 +39,7 @@ OFFICES = {
 def index() -> VectorStoreIndex:
     """A vector index over one document per office, embedded offline."""
     documents = [Document(text=text, metadata={"office": city}) for city, text in OFFICES.items()]
-    return VectorStoreIndex.from_documents(documents, embed_model=WordEmbedding())
+    return VectorStoreIndex.from_documents(documents, embed_model=HashingEmbedding())
 
 
 class _ChatEvents(BaseEventHandler):
