@@ -77,6 +77,23 @@ class OpenGradientSettings(BaseModel):
 
     _llm: Any = PrivateAttr(default=None)
 
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Where LangChain's serialisation finds the key: the environment, never the model."""
+        return {"private_key": KEY_ENV}
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+            "base_url": self.base_url,
+            "settlement_mode": self.settlement_mode.value,
+            "verification": self.verification,
+        }
+
     @field_validator("private_key", mode="before")
     @classmethod
     def _key_as_text(cls, value: Any) -> Any:

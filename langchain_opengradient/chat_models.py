@@ -15,7 +15,7 @@ from opengradient_shared.errors import InvalidRequestError
 from opengradient_shared.types import TextGenerationOutput
 from pydantic import BaseModel
 
-from ._config import KEY_ENV, OpenGradientSettings
+from ._config import OpenGradientSettings
 from ._convert import ai_message, generation_chunk, to_openai_messages, tool_choice_of
 from ._structured import json_schema_format, structured_runnable
 
@@ -67,26 +67,10 @@ class ChatOpenGradient(OpenGradientSettings, BaseChatModel):
     def _llm_type(self) -> str:
         return "opengradient-chat"
 
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        return {"private_key": KEY_ENV}
-
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """Not serializable: a model holds a live transport (and a key)."""
         return False
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "stop": self.stop,
-            "base_url": self.base_url,
-            "settlement_mode": self.settlement_mode.value,
-            "verification": self.verification,
-        }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)

@@ -10,7 +10,7 @@ from langchain_core.outputs import Generation, LLMResult
 from opengradient_shared.errors import InvalidRequestError
 from opengradient_shared.types import TextGenerationOutput
 
-from ._config import KEY_ENV, OpenGradientSettings
+from ._config import OpenGradientSettings
 from ._convert import metadata
 
 
@@ -28,20 +28,6 @@ class OpenGradientLLM(OpenGradientSettings, BaseLLM):
     @property
     def _llm_type(self) -> str:
         return "opengradient-completion"
-
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        return {"private_key": KEY_ENV}
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "stop": self.stop,
-            "base_url": self.base_url,
-        }
 
     def _args(self, prompt: str, stop: list[str] | None, options: dict[str, Any]) -> dict[str, Any]:
         if options:
