@@ -250,20 +250,7 @@ class OpenGradient(FunctionCallingLLM):
             )
         except InvalidRequestError as exc:
             raise ValueError(f"additional_kwargs: {exc}") from None
-        self._llm = build_client(
-            client=self.client,
-            private_key=self.private_key.get_secret_value() if self.private_key else None,
-            url=self.base_url,
-            streaming_url=self.streaming_url,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            max_payment=self.max_payment,
-            allowed_networks=self.allowed_networks,
-            allowed_assets=self.allowed_assets,
-            allowed_payees=self.allowed_payees,
-            verification=self.verification,
-            tee_public_key=self.tee_public_key,
-        )
+        self._llm = build_client(self)
         return self
 
     # -- identity ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ built, so that importing an adapter stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -56,37 +56,74 @@ def account_from_key(secret: str | None) -> LocalAccount:
     return account
 
 
-def build_client(
-    *,
-    client: Any = None,
-    private_key: str | None = None,
-    url: str | None = None,
-    streaming_url: str | None = None,
-    **options: Any,
-) -> LLM:
-    """The transport of an adapter: ``client`` when given (it must be an ``LLM``), else a new
-    ``LLM`` on ``url`` (``streaming_url`` defaults to it) paying with ``private_key``.
+class _Secret(Protocol):
+    def get_secret_value(self) -> str: ...
 
-    ``options`` are ``LLM``'s keyword options; those that are None keep the transport's
-    defaults. Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the
-    setting at fault, never the key.
+
+class AdapterSettings(Protocol):
+    """The transport settings both adapters hold, under the same names (read-only here)."""
+
+    @property
+    def client(self) -> Any: ...
+    @property
+    def private_key(self) -> _Secret | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def streaming_url(self) -> str | None: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def max_payment(self) -> int | None: ...
+    @property
+    def allowed_networks(self) -> list[str] | None: ...
+    @property
+    def allowed_assets(self) -> list[str] | None: ...
+    @property
+    def allowed_payees(self) -> list[str] | None: ...
+    @property
+    def verification(self) -> str: ...
+    @property
+    def tee_public_key(self) -> str | None: ...
+
+
+def build_client(settings: AdapterSettings) -> LLM:
+    """The transport of an adapter: ``settings.client`` when given (it must be an ``LLM``),
+    else a new ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
+    ``private_key``; the options that are None keep the transport's defaults.
+
+    Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the setting at
+    fault, never the key.
     """
     from .client import LLM
 
-    if client is not None:
-        if not isinstance(client, LLM):
+    if settings.client is not None:
+        if not isinstance(settings.client, LLM):
             raise ValueError(
-                f"client must be an opengradient_shared.LLM, got {type(client).__name__}"
+                f"client must be an opengradient_shared.LLM, got {type(settings.client).__name__}"
             )
-        return client
-    server = base_url(url, "base_url", URL_ENV)
+        return settings.client
+    server = base_url(settings.base_url, "base_url", URL_ENV)
     stream_server = (
         server
-        if streaming_url is None
-        else base_url(streaming_url, "streaming_url", STREAMING_URL_ENV)
+        if settings.streaming_url is None
+        else base_url(settings.streaming_url, "streaming_url", STREAMING_URL_ENV)
     )
+    key = settings.private_key
+    options: dict[str, Any] = {
+        "timeout": settings.timeout,
+        "max_retries": settings.max_retries,
+        "max_payment": settings.max_payment,
+        "allowed_networks": settings.allowed_networks,
+        "allowed_assets": settings.allowed_assets,
+        "allowed_payees": settings.allowed_payees,
+        "verification": settings.verification,
+        "tee_public_key": settings.tee_public_key,
+    }
     return LLM(
-        account_from_key(private_key),
+        account_from_key(key.get_secret_value() if key is not None else None),
         server,
         stream_server,
         **{name: value for name, value in options.items() if value is not None},

@@ -17,6 +17,12 @@ def account() -> LocalAccount:
     return Account.create()
 
 
+@pytest.fixture(scope="module")
+def wallet() -> LocalAccount:
+    """A throwaway wallet for a whole module (pairs with ``shared_gateway``)."""
+    return Account.create()
+
+
 @pytest.fixture
 def spy(account: LocalAccount, monkeypatch: pytest.MonkeyPatch) -> SignSpy:
     """Counts the signatures ``account`` makes (every x402 payment is one)."""
@@ -46,4 +52,14 @@ def gateway_v2(tee_signing_key_pem: bytes) -> Iterator[Any]:
     from opengradient_shared.gateway import LocalGateway
 
     with LocalGateway(protocol="v2", signing_key_pem=tee_signing_key_pem) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(tee_signing_key_pem: bytes) -> Iterator[Any]:
+    """One generation-1 LocalGateway for a whole module (its tests assert on counter and ledger
+    deltas, never on absolute counts)."""
+    from opengradient_shared.gateway import LocalGateway
+
+    with LocalGateway(signing_key_pem=tee_signing_key_pem) as gw:
         yield gw

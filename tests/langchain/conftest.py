@@ -1,31 +1,14 @@
-"""Fixtures of the LangChain adapter tests: a real local gateway, a throwaway wallet, and models
-built on them."""
+"""Fixtures of the LangChain adapter tests: models built on the module's local gateway and
+wallet (``shared_gateway`` and ``wallet`` come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eth_account import Account
 from lc_support import MODEL, key_of
 
 from langchain_opengradient import ChatOpenGradient
-
-
-@pytest.fixture(scope="module")
-def shared_gateway(tee_signing_key_pem: bytes) -> Iterator[Any]:
-    """One generation-1 LocalGateway for a whole module (tests assert on counter deltas)."""
-    from opengradient_shared.gateway import LocalGateway
-
-    with LocalGateway(signing_key_pem=tee_signing_key_pem) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
-def wallet() -> Any:
-    """A throwaway wallet for a module."""
-    return Account.create()
 
 
 @pytest.fixture

@@ -1,31 +1,14 @@
-"""Fixtures of the LlamaIndex adapter tests: one real local gateway per module (tests assert on
-counter and ledger deltas), a throwaway wallet, and an ``OpenGradient`` built on them."""
+"""Fixtures of the LlamaIndex adapter tests: an ``OpenGradient`` built on the module's local
+gateway and wallet (``shared_gateway`` and ``wallet`` come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from eth_account import Account
 from li_support import MODEL, key_of
 
 from llamaindex_opengradient import OpenGradient
-
-
-@pytest.fixture(scope="module")
-def shared_gateway(tee_signing_key_pem: bytes) -> Iterator[Any]:
-    """One generation-1 LocalGateway for a whole module."""
-    from opengradient_shared.gateway import LocalGateway
-
-    with LocalGateway(signing_key_pem=tee_signing_key_pem) as gw:
-        yield gw
-
-
-@pytest.fixture(scope="module")
-def wallet() -> Any:
-    """A throwaway wallet for a module."""
-    return Account.create()
 
 
 @pytest.fixture
