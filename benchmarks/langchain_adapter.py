@@ -35,7 +35,7 @@ from langchain_opengradient import ChatOpenGradient
 from _burst import Burst, One, burst_ratio
 from _child_gateway import ChildGateway
 
-MODEL = TEE_LLM.GPT_4O
+MODEL = TEE_LLM.GPT_4_1_2025_04_14
 PROMPT = "Say something short about benchmarks."
 ROUNDS = 5
 CALLS = 15

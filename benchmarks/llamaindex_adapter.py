@@ -31,7 +31,7 @@ from llamaindex_opengradient import OpenGradient
 from _burst import Burst, One, burst_ratio
 from _child_gateway import ChildGateway
 
-MODEL = TEE_LLM.GPT_4O
+MODEL = TEE_LLM.GPT_4_1_2025_04_14
 PROMPT = "Say something short about benchmarks."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 ROUNDS = 5

@@ -24,7 +24,7 @@ from opengradient_shared import LLM, TEE_LLM, OpenGradientError
 from opengradient_shared.gateway import LocalGateway
 
 _MESSAGES = [{"role": "user", "content": "Say something short about load tests."}]
-_MODEL = TEE_LLM.GPT_4O
+_MODEL = TEE_LLM.GPT_4_1_2025_04_14
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from opengradient_shared.x402 import exact, parse_challenge, upto
 from _burst import Burst, One, burst_ratio
 from _child_gateway import ChildGateway
 
-MODEL = TEE_LLM.GPT_4O
+MODEL = TEE_LLM.GPT_4_1_2025_04_14
 MESSAGES = [{"role": "user", "content": "Say something short about benchmarks."}]
 ROUNDS = 5
 CALLS = 12

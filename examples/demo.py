@@ -21,7 +21,7 @@ from typing import Any
 
 from _local import server_and_wallet
 
-MODEL = "openai/gpt-4o"
+MODEL = "openai/gpt-4.1-2025-04-14"
 DOCUMENTS = Path(__file__).parent / "documents"
 _SYMBOLS = {"0xfbc2051ae2265686a469421b2c5a2d5462fbf5eb": "OPG"}
 

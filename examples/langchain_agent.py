@@ -25,7 +25,9 @@ def get_local_time(city: str) -> str:
 
 
 with server_and_wallet():
-    model = ChatOpenGradient(model="openai/gpt-4o", max_payment=10**16)  # key, URL: environment
+    model = ChatOpenGradient(
+        model="openai/gpt-4.1-2025-04-14", max_payment=10**16
+    )  # key, URL: environment
     agent = create_agent(model, [get_weather, get_local_time], system_prompt="Use the tools.")
     state = agent.invoke({"messages": [("user", "What is the weather and the time in Lisbon?")]})
 

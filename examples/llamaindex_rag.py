@@ -33,7 +33,9 @@ class ProofCollector(BaseEventHandler):
 with server_and_wallet():
     proofs = ProofCollector()
     get_dispatcher().add_event_handler(proofs)
-    Settings.llm = OpenGradient(model="openai/gpt-4o")  # key and URL from the environment
+    Settings.llm = OpenGradient(
+        model="openai/gpt-4.1-2025-04-14"
+    )  # key and URL from the environment
     Settings.embed_model = HashingEmbedding()  # offline; use a real embedding in production
 
     documents = SimpleDirectoryReader(str(Path(__file__).parent / "documents")).load_data()

@@ -14,7 +14,7 @@ with server_and_wallet():
     wallet = Account.from_key(os.environ["OPENGRADIENT_PRIVATE_KEY"])
     with LLM(wallet, os.environ["OPENGRADIENT_LLM_URL"], max_payment=10**16) as llm:
         answer = llm.chat(
-            TEE_LLM.GPT_4O,
+            TEE_LLM.GPT_4_1_2025_04_14,
             [{"role": "user", "content": "Name one reason to verify where an answer came from."}],
             max_tokens=60,
             x402_settlement_mode=x402SettlementMode.SETTLE_METADATA,

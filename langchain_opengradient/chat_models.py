@@ -44,7 +44,7 @@ class ChatOpenGradient(OpenGradientSettings, BaseChatModel):
     ```python
     from langchain_opengradient import ChatOpenGradient
 
-    chat = ChatOpenGradient(model="openai/gpt-4o")  # key and URL from the environment
+    chat = ChatOpenGradient(model="openai/gpt-4.1-2025-04-14")  # key and URL from the environment
     chat.invoke("Hello").response_metadata["tee_proof"]["verified"]  # True
     ```
 

@@ -93,7 +93,7 @@ class OpenGradient(FunctionCallingLLM):
     from llama_index.core.llms import ChatMessage
     from llamaindex_opengradient import OpenGradient
 
-    llm = OpenGradient(model="openai/gpt-4o")  # key and URL from the environment
+    llm = OpenGradient(model="openai/gpt-4.1-2025-04-14")  # key and URL from the environment
     response = llm.chat([ChatMessage(role="user", content="Hello")])
     response.additional_kwargs["tee_proof"]["verified"]  # True
     ```

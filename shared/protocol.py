@@ -75,7 +75,9 @@ def wire_model(model: TEE_LLM | str) -> str:
             f"model must be a TEE_LLM member or a 'provider/model' string, got {model!r}"
         )
     if not model.strip():
-        raise InvalidRequestError("model is empty; use a TEE_LLM member such as TEE_LLM.GPT_4O")
+        raise InvalidRequestError(
+            "model is empty; use a TEE_LLM member such as TEE_LLM.GPT_4_1_2025_04_14"
+        )
     provider, slash, name = model.partition("/")
     if not slash or not provider or not name:
         raise InvalidRequestError(f"model {model!r} has no provider prefix; {_model_hint(model)}")
@@ -84,7 +86,7 @@ def wire_model(model: TEE_LLM | str) -> str:
 
 def provider_model(reported: str | None, requested: str) -> str:
     """The ``provider/model`` name of an answer: the gateway reports the model without its
-    provider (``gpt-4o`` for ``openai/gpt-4o``); nothing reported means the one requested."""
+    provider (``gpt-4.1`` for ``openai/gpt-4.1``); nothing reported means the one requested."""
     if not reported:
         return requested
     provider, _, _ = requested.partition("/")
@@ -95,7 +97,10 @@ def _model_hint(model: str) -> str:
     for member in TEE_LLM:
         if member.value.split("/", 1)[1] == model:
             return f"use TEE_LLM.{member.name} or {member.value!r}"
-    return "use a TEE_LLM member (e.g. TEE_LLM.GPT_4O) or a string like 'openai/gpt-4o'"
+    return (
+        "use a TEE_LLM member (e.g. TEE_LLM.GPT_4_1_2025_04_14) or a string like "
+        "'openai/gpt-4.1-2025-04-14'"
+    )
 
 
 def _max_tokens(value: Any) -> int:

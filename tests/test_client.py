@@ -30,7 +30,7 @@ from opengradient_shared.verification import VerificationWarning
 from reliability import faultproxy as fp
 from signing_spy import SignSpy
 
-MODEL = TEE_LLM.GPT_4O
+MODEL = TEE_LLM.GPT_4_1_2025_04_14
 ASK = [{"role": "user", "content": "Tell me something about the weather in Paris."}]
 WEATHER = {
     "type": "function",

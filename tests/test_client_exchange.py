@@ -19,7 +19,7 @@ from opengradient_shared.x402 import decode_header
 from opengradient_shared.x402.policy import PaymentPolicy
 
 SERVER = "http://gw.test"
-PREPARED = prepare_chat("openai/gpt-4o", [{"role": "user", "content": "hi"}])
+PREPARED = prepare_chat("openai/gpt-4.1-2025-04-14", [{"role": "user", "content": "hi"}])
 V2_CHALLENGE = load_vector("payment_required.json")["PAYMENT-REQUIRED(decoded)"]
 V2_HEADER = base64.b64encode(json.dumps(V2_CHALLENGE).encode()).decode()
 V1_ACCEPTS = [

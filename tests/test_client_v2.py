@@ -22,7 +22,7 @@ from opengradient_shared.x402 import parse_challenge
 from reliability import faultproxy as fp
 from signing_spy import SignSpy
 
-MODEL = TEE_LLM.GPT_4O
+MODEL = TEE_LLM.GPT_4_1_2025_04_14
 ASK = [{"role": "user", "content": "Tell me something about sessions."}]
 
 
@@ -51,7 +51,7 @@ def _permits(proxy: fp.FaultProxy) -> list[dict[str, Any]]:
 def _cap(gateway: Any) -> int:
     answer = __import__("requests").post(
         gateway.url + "/v1/chat/completions",
-        json={"model": "gpt-4o", "messages": ASK},
+        json={"model": "gpt-4.1-2025-04-14", "messages": ASK},
         headers={"Authorization": "Bearer x"},
         timeout=5,
     )

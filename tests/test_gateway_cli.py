@@ -132,7 +132,7 @@ def test_cli_speaks_generation_2_on_request() -> None:
     with _serve("--protocol", "v2", "--session-cap", "777") as url:
         answer = requests.post(
             url + "/v1/completions",
-            json={"model": "gpt-4o", "prompt": "hi"},
+            json={"model": "gpt-4.1-2025-04-14", "prompt": "hi"},
             headers={"Authorization": "Bearer x"},
             timeout=5,
         )
@@ -170,7 +170,7 @@ def test_cli_prints_its_terms_and_stops_cleanly_on_a_signal(
         assert process.stdout.readline().split() == [
             *("protocol", "v2,", "network", "eip155:8453,", "tee_id", tee_id)
         ]
-        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+        body = {"model": "gpt-4.1-2025-04-14", "messages": [{"role": "user", "content": "Hi"}]}
         ask = requests.post(url + "/v1/chat/completions", json=body, headers=_AUTH, timeout=5)
         challenge = parse_challenge(ask.headers, ask.content)
         assert challenge is not None

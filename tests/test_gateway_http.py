@@ -17,7 +17,7 @@ from opengradient_shared.x402 import exact, parse_challenge
 CHAT = "/v1/chat/completions"
 HEADERS = {"Authorization": "Bearer test"}
 USER = [{"role": "user", "content": "Hi."}]
-BODY = {"model": "gpt-4o", "messages": USER}
+BODY = {"model": "gpt-4.1-2025-04-14", "messages": USER}
 
 
 def _post(gw: Any, body: Any, path: str = CHAT, **headers: str) -> requests.Response:
@@ -119,31 +119,37 @@ BAD_CHAT = [
     pytest.param(
         {"model": "gpt-5-turbo-max", "messages": USER}, "unknown model", id="unknown-model"
     ),
-    pytest.param({"model": "gpt-4o"}, "'messages'", id="no-messages"),
-    pytest.param({"model": "gpt-4o", "messages": []}, "non-empty", id="empty-messages"),
-    pytest.param({"model": "gpt-4o", "messages": "hi"}, "'messages'", id="messages-not-a-list"),
+    pytest.param({"model": "gpt-4.1-2025-04-14"}, "'messages'", id="no-messages"),
+    pytest.param({"model": "gpt-4.1-2025-04-14", "messages": []}, "non-empty", id="empty-messages"),
     pytest.param(
-        {"model": "gpt-4o", "messages": ["hi"]}, "messages[0]", id="message-not-an-object"
+        {"model": "gpt-4.1-2025-04-14", "messages": "hi"}, "'messages'", id="messages-not-a-list"
     ),
     pytest.param(
-        {"model": "gpt-4o", "messages": [{"role": "developer", "content": "x"}]},
+        {"model": "gpt-4.1-2025-04-14", "messages": ["hi"]},
+        "messages[0]",
+        id="message-not-an-object",
+    ),
+    pytest.param(
+        {"model": "gpt-4.1-2025-04-14", "messages": [{"role": "developer", "content": "x"}]},
         "role",
         id="bad-role",
     ),
-    pytest.param({"model": "gpt-4o", "messages": [{"role": "user"}]}, "content", id="no-content"),
     pytest.param(
-        {"model": "gpt-4o", "messages": [{"role": "user", "content": 5}]},
+        {"model": "gpt-4.1-2025-04-14", "messages": [{"role": "user"}]}, "content", id="no-content"
+    ),
+    pytest.param(
+        {"model": "gpt-4.1-2025-04-14", "messages": [{"role": "user", "content": 5}]},
         "content",
         id="content-number",
     ),
     pytest.param(
-        {"model": "gpt-4o", "messages": [{"role": "tool", "content": "x"}]},
+        {"model": "gpt-4.1-2025-04-14", "messages": [{"role": "tool", "content": "x"}]},
         "tool_call_id",
         id="tool-no-id",
     ),
     pytest.param(
         {
-            "model": "gpt-4o",
+            "model": "gpt-4.1-2025-04-14",
             "messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]}],
         },
         "tool_calls",
@@ -192,13 +198,17 @@ def test_bad_chat_input_is_a_400_naming_it_and_nothing_is_settled(
 
 
 BAD_COMPLETION = [
-    pytest.param({"model": "gpt-4o"}, "'prompt'", id="no-prompt"),
-    pytest.param({"model": "gpt-4o", "prompt": ""}, "'prompt'", id="empty-prompt"),
-    pytest.param({"model": "gpt-4o", "prompt": ["a"]}, "'prompt'", id="prompt-list"),
+    pytest.param({"model": "gpt-4.1-2025-04-14"}, "'prompt'", id="no-prompt"),
+    pytest.param({"model": "gpt-4.1-2025-04-14", "prompt": ""}, "'prompt'", id="empty-prompt"),
+    pytest.param({"model": "gpt-4.1-2025-04-14", "prompt": ["a"]}, "'prompt'", id="prompt-list"),
     pytest.param({"model": "llama-9", "prompt": "x"}, "unknown model", id="unknown-model"),
-    pytest.param({"model": "gpt-4o", "prompt": "x", "stream": True}, "stream", id="stream"),
     pytest.param(
-        {"model": "gpt-4o", "prompt": "x", "max_tokens": -1}, "max_tokens", id="max-tokens"
+        {"model": "gpt-4.1-2025-04-14", "prompt": "x", "stream": True}, "stream", id="stream"
+    ),
+    pytest.param(
+        {"model": "gpt-4.1-2025-04-14", "prompt": "x", "max_tokens": -1},
+        "max_tokens",
+        id="max-tokens",
     ),
 ]
 
@@ -210,4 +220,4 @@ def test_bad_completion_input_is_a_400_naming_it(gateway: Any, body: Any, named:
 
 
 def test_prefixed_model_names_are_accepted(gateway: Any) -> None:
-    assert _post(gateway, {**BODY, "model": "openai/gpt-4o"}).status_code == 402
+    assert _post(gateway, {**BODY, "model": "openai/gpt-4.1-2025-04-14"}).status_code == 402

@@ -245,7 +245,7 @@ def test_stop_cuts_at_the_first_stop_string() -> None:
 
 def test_tool_call_is_streamed_in_pieces_and_proved(gateway: Any, account: Any) -> None:
     body = {
-        "model": "gpt-4o",
+        "model": "gpt-4.1-2025-04-14",
         "messages": _user("What's the weather in Paris in celsius?"),
         "tools": TOOLS,
         "stream": True,

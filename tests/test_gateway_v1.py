@@ -22,7 +22,7 @@ from opengradient_shared.x402.challenge import PaymentRequirement
 CHAT = "/v1/chat/completions"
 HEADERS = {"Authorization": "Bearer test"}
 BODY = {
-    "model": "gpt-4o",
+    "model": "gpt-4.1-2025-04-14",
     "messages": [{"role": "user", "content": "Say hello."}],
     "max_tokens": 20,
 }
@@ -33,7 +33,9 @@ def _ask(gw: Any, body: dict[str, Any] = BODY, path: str = CHAT, **headers: str)
 
 
 def _requirement(gw: Any, path: str = CHAT) -> PaymentRequirement:
-    answer = _ask(gw, path=path, body=BODY if path == CHAT else {"model": "gpt-4o", "prompt": "x"})
+    answer = _ask(
+        gw, path=path, body=BODY if path == CHAT else {"model": "gpt-4.1-2025-04-14", "prompt": "x"}
+    )
     challenge = parse_challenge(answer.headers, answer.content)
     assert challenge is not None
     return challenge.accepts[0]
@@ -96,7 +98,7 @@ def test_network_asset_payee_and_price_per_model_are_configurable(
     with LocalGateway(
         network="base",
         pay_to=pay_to,
-        price={"gpt-4o": 7, "openai/o4-mini": 9},
+        price={"gpt-4.1-2025-04-14": 7, "openai/o4-mini": 9},
         signing_key_pem=tee_signing_key_pem,
     ) as gw:
         entry = _ask(gw).json()["accepts"][0]
@@ -173,7 +175,7 @@ def test_signing_key_endpoint_and_health(gateway: Any, account: Any) -> None:
 
 
 def test_completion_is_paid_and_proved(gateway: Any, account: Any) -> None:
-    body = {"model": "gpt-4o", "prompt": "Say hi to the reader", "max_tokens": 30}
+    body = {"model": "gpt-4.1-2025-04-14", "prompt": "Say hi to the reader", "max_tokens": 30}
     answer = _paid(gateway, account, body, "/v1/completions")
     assert answer.status_code == 200, answer.text
     data = answer.json()

@@ -21,7 +21,7 @@ from opengradient_shared.x402.networks import OPG_BASE_ADDRESS, UPTO_PROXY_ADDRE
 
 CHAT = "/v1/chat/completions"
 HEADERS = {"Authorization": "Bearer test"}
-BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello."}]}
+BODY = {"model": "gpt-4.1-2025-04-14", "messages": [{"role": "user", "content": "Say hello."}]}
 EXHAUSTED = {"error": "Session expired or exhausted"}
 
 
@@ -30,7 +30,7 @@ def _ask(gw: Any, body: dict[str, Any] = BODY, path: str = CHAT, **headers: str)
 
 
 def _challenge(gw: Any, path: str = CHAT) -> PaymentChallenge:
-    body = BODY if path == CHAT else {"model": "gpt-4o", "prompt": "x"}
+    body = BODY if path == CHAT else {"model": "gpt-4.1-2025-04-14", "prompt": "x"}
     answer = _ask(gw, body, path)
     assert answer.status_code == 402
     challenge = parse_challenge(answer.headers, answer.content)
@@ -151,7 +151,7 @@ def test_session_is_reused_metered_and_matches_the_ledger(gateway_v2: Any, accou
 
 
 def test_per_model_token_price(gateway_v2: Any, account: Any) -> None:
-    gateway_v2.token_price = {"gpt-4o": 10, "o4-mini": 1_000}
+    gateway_v2.token_price = {"gpt-4.1-2025-04-14": 10, "o4-mini": 1_000}
     session = _open(gateway_v2, account).headers["X-Upto-Session"]
     cheap = gateway_v2.ledger.entries[0].amount
     body = {**BODY, "model": "o4-mini"}
@@ -196,7 +196,7 @@ def test_unknown_session_and_session_of_another_route_are_exhausted(
     session = _open(gateway_v2, account).headers["X-Upto-Session"]
     other = _ask(
         gateway_v2,
-        {"model": "gpt-4o", "prompt": "hi"},
+        {"model": "gpt-4.1-2025-04-14", "prompt": "hi"},
         "/v1/completions",
         **{"X-Upto-Session": session},
     )

@@ -42,10 +42,10 @@ TOOL = {
 
 
 def test_minimal_chat_body() -> None:
-    prepared = prepare_chat(TEE_LLM.GPT_4O, USER)
+    prepared = prepare_chat(TEE_LLM.GPT_4_1_2025_04_14, USER)
     assert prepared.path == CHAT_PATH
     assert prepared.body == {
-        "model": "gpt-4o",
+        "model": "gpt-4.1-2025-04-14",
         "messages": [{"role": "user", "content": "hi"}],
         "max_tokens": 100,
         "temperature": 0.0,
@@ -56,7 +56,7 @@ def test_minimal_chat_body() -> None:
 
 def test_optional_fields_only_when_given() -> None:
     body = prepare_chat(
-        "openai/gpt-4o", USER, 5, ["END"], 0.5, [TOOL], None, stream=True,
+        "openai/gpt-4.1-2025-04-14", USER, 5, ["END"], 0.5, [TOOL], None, stream=True,
         response_format={"type": "json_object"},
     ).body  # fmt: skip
     assert body["stop"] == ["END"]
@@ -65,7 +65,7 @@ def test_optional_fields_only_when_given() -> None:
     assert body["stream"] is True
     assert body["response_format"] == {"type": "json_object"}
     assert "max_completion_tokens" not in body
-    empty = prepare_chat("openai/gpt-4o", USER, stop_sequence=[], tools=None).body
+    empty = prepare_chat("openai/gpt-4.1-2025-04-14", USER, stop_sequence=[], tools=None).body
     assert not {"stop", "tools", "tool_choice", "stream", "response_format"} & set(empty)
 
 
@@ -78,14 +78,17 @@ def test_optional_fields_only_when_given() -> None:
     ],
 )
 def test_tool_choice_variants(choice: Any, sent: Any) -> None:
-    body = prepare_chat("openai/gpt-4o", USER, tools=[TOOL], tool_choice=choice).body
+    body = prepare_chat("openai/gpt-4.1-2025-04-14", USER, tools=[TOOL], tool_choice=choice).body
     assert body["tool_choice"] == (sent or choice)
 
 
 def test_tool_choice_without_tools_is_dropped_when_harmless() -> None:
-    assert "tool_choice" not in prepare_chat("openai/gpt-4o", USER, tool_choice="auto").body
+    assert (
+        "tool_choice"
+        not in prepare_chat("openai/gpt-4.1-2025-04-14", USER, tool_choice="auto").body
+    )
     with pytest.raises(InvalidRequestError, match="required"):
-        prepare_chat("openai/gpt-4o", USER, tool_choice="required")
+        prepare_chat("openai/gpt-4.1-2025-04-14", USER, tool_choice="required")
 
 
 def test_messages_are_reduced_to_what_the_gateway_reads() -> None:
@@ -101,7 +104,7 @@ def test_messages_are_reduced_to_what_the_gateway_reads() -> None:
         },
         {"role": "tool", "content": "42", "tool_call_id": "c1"},
     ]
-    sent = prepare_chat("openai/gpt-4o", messages).body["messages"]
+    sent = prepare_chat("openai/gpt-4.1-2025-04-14", messages).body["messages"]
     assert sent[0] == {"role": "system", "content": "Be brief."}
     assert sent[1]["content"] == "ab"
     assert sent[2]["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}
@@ -109,10 +112,10 @@ def test_messages_are_reduced_to_what_the_gateway_reads() -> None:
 
 
 def test_completion_body() -> None:
-    prepared = prepare_completion(TEE_LLM.GPT_4O, "Once", 7, ["."], 1.0)
+    prepared = prepare_completion(TEE_LLM.GPT_4_1_2025_04_14, "Once", 7, ["."], 1.0)
     assert prepared.path == COMPLETION_PATH and prepared.completion
     assert prepared.body == {
-        "model": "gpt-4o",
+        "model": "gpt-4.1-2025-04-14",
         "prompt": "Once",
         "max_tokens": 7,
         "temperature": 1.0,
@@ -149,7 +152,7 @@ def test_request_hash_matches_the_captured_gateway() -> None:
     ],
 )
 def test_settlement_header_speaks_the_servers_generation(mode: Any, v1: str, v2: str) -> None:
-    prepared = prepare_chat("openai/gpt-4o", USER, x402_settlement_mode=mode)
+    prepared = prepare_chat("openai/gpt-4.1-2025-04-14", USER, x402_settlement_mode=mode)
     assert prepared.headers(1)["X-SETTLEMENT-TYPE"] == v1
     assert prepared.headers(2)["X-SETTLEMENT-TYPE"] == v2
     assert prepared.headers(1)["Authorization"] == AUTHORIZATION
@@ -159,7 +162,7 @@ def test_settlement_header_speaks_the_servers_generation(mode: Any, v1: str, v2:
 # ---- validation --------------------------------------------------------------------------
 
 BAD_CHAT: list[Any] = [
-    ({"model": "gpt-4o"}, "TEE_LLM.GPT_4O"),
+    ({"model": "gpt-4.1-2025-04-14"}, "TEE_LLM.GPT_4_1_2025_04_14"),
     ({"model": "mystery"}, "'mystery' has no provider prefix"),
     ({"model": None}, "model"),
     ({"messages": []}, "messages is empty"),
@@ -183,7 +186,7 @@ BAD_CHAT: list[Any] = [
 
 @pytest.mark.parametrize(("change", "named"), BAD_CHAT)
 def test_bad_chat_arguments_name_the_problem(change: dict[str, Any], named: str) -> None:
-    arguments: dict[str, Any] = {"model": TEE_LLM.GPT_4O, "messages": USER, **change}
+    arguments: dict[str, Any] = {"model": TEE_LLM.GPT_4_1_2025_04_14, "messages": USER, **change}
     with pytest.raises(InvalidRequestError) as caught:
         prepare_chat(**arguments)
     assert named in str(caught.value)
@@ -191,9 +194,9 @@ def test_bad_chat_arguments_name_the_problem(change: dict[str, Any], named: str)
 
 
 def test_good_edge_values_pass() -> None:
-    prepare_chat("openai/gpt-4o", USER, max_tokens=1, temperature=2)
-    prepare_chat("openai/gpt-4o", USER, temperature=0)
-    prepare_chat("openai/gpt-4o", USER, response_format={
+    prepare_chat("openai/gpt-4.1-2025-04-14", USER, max_tokens=1, temperature=2)
+    prepare_chat("openai/gpt-4.1-2025-04-14", USER, temperature=0)
+    prepare_chat("openai/gpt-4.1-2025-04-14", USER, response_format={
         "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}},
     })  # fmt: skip
 
@@ -294,10 +297,10 @@ def test_error_statuses_carry_the_servers_message(status: int, body: bytes, kind
 @pytest.mark.parametrize(
     ("reported", "named"),
     [
-        ("gpt-4o", "openai/gpt-4o"),
-        ("openai/gpt-4o-mini", "openai/gpt-4o-mini"),
-        (None, "openai/gpt-4o"),
+        ("gpt-4.1-2025-04-14", "openai/gpt-4.1-2025-04-14"),
+        ("openai/gpt-4.1-2025-04-14-mini", "openai/gpt-4.1-2025-04-14-mini"),
+        (None, "openai/gpt-4.1-2025-04-14"),
     ],
 )
 def test_answers_name_their_model_with_its_provider(reported: str | None, named: str) -> None:
-    assert provider_model(reported, "openai/gpt-4o") == named
+    assert provider_model(reported, "openai/gpt-4.1-2025-04-14") == named

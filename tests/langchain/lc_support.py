@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MODEL = "openai/gpt-4o"
+MODEL = "openai/gpt-4.1-2025-04-14"
 
 
 def key_of(account: Any) -> str:

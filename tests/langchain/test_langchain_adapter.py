@@ -401,7 +401,7 @@ def test_secrets_stay_out_of_repr_and_serialisation(chat: ChatOpenGradient, wall
 
 
 BAD_SETTINGS = [
-    pytest.param({"model": "gpt-4o"}, "no provider prefix", id="unknown-model"),
+    pytest.param({"model": "gpt-4.1-2025-04-14"}, "no provider prefix", id="unknown-model"),
     pytest.param({"private_key": None}, "OPENGRADIENT_PRIVATE_KEY", id="missing-key"),
     pytest.param({"base_url": None}, "OPENGRADIENT_LLM_URL", id="missing-url"),
     pytest.param({"private_key": "0x" + "ab" * 31}, "malformed", id="short-key"),
@@ -446,7 +446,9 @@ BAD_CALLS = [
     ),
     pytest.param(lambda m: m.invoke(42), "42", id="input-a-number"),
     pytest.param(lambda m: m.invoke([]), "messages is empty", id="no-messages"),
-    pytest.param(lambda m: m.invoke("hi", model="gpt-4o"), "provider prefix", id="override"),
+    pytest.param(
+        lambda m: m.invoke("hi", model="gpt-4.1-2025-04-14"), "provider prefix", id="override"
+    ),
     pytest.param(lambda m: m.invoke("hi", top_k=3), "top_k", id="unknown-option"),
     pytest.param(lambda m: m.bind_tools([magic_function], tool_choice="x"), "'x'", id="choice"),
     pytest.param(
@@ -514,7 +516,7 @@ def test_bad_tool_arguments_become_invalid_tool_calls() -> None:
                 {"id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
             ],
         },
-        model="gpt-4o",
+        model="gpt-4.1-2025-04-14",
     )
     message = ai_message(output, MODEL)
     assert [c["name"] for c in message.tool_calls] == ["g"]

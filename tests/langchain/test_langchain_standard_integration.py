@@ -30,7 +30,11 @@ class TestChatOpenGradientIntegration(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"model": "openai/gpt-4o", "private_key": _KEY, "base_url": _served["url"]}
+        return {
+            "model": "openai/gpt-4.1-2025-04-14",
+            "private_key": _KEY,
+            "base_url": _served["url"],
+        }
 
     @property
     def has_tool_calling(self) -> bool:

@@ -23,7 +23,7 @@ class TestChatOpenGradientUnit(ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         # "api_key" (the alias of private_key) replaces the suite's placeholder "test".
-        return {"model": "openai/gpt-4o", "api_key": _KEY, "base_url": _URL}
+        return {"model": "openai/gpt-4.1-2025-04-14", "api_key": _KEY, "base_url": _URL}
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
@@ -34,7 +34,7 @@ class TestChatOpenGradientUnit(ChatModelUnitTests):
                 "OPENGRADIENT_LLM_STREAMING_URL": "http://127.0.0.1:10",
                 "OPENGRADIENT_MAX_PAYMENT": "5000",
             },
-            {"model": "openai/gpt-4o"},
+            {"model": "openai/gpt-4.1-2025-04-14"},
             {
                 "private_key": _KEY,
                 "base_url": _URL,

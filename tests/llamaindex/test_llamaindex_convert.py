@@ -43,7 +43,7 @@ from llamaindex_opengradient._tools import (
     tool_spec,
 )
 
-MODEL = "openai/gpt-4o"
+MODEL = "openai/gpt-4.1-2025-04-14"
 CALL = {
     "id": "call_1",
     "type": "function",
@@ -171,7 +171,7 @@ def _output(content: str = "", calls: list[dict[str, Any]] | None = None) -> Tex
         usage=Usage(3, 4, 7),
         tee_proof=PROOF,
         payment=RECEIPT,
-        model="gpt-4o",
+        model="gpt-4.1-2025-04-14",
         id="chatcmpl-1",
     )
 
@@ -231,7 +231,7 @@ def _chunk(
     choice = StreamChoice(StreamDelta(content=text, tool_calls=calls), 0, "stop" if final else None)
     return StreamChunk(
         [choice],
-        "gpt-4o",
+        "gpt-4.1-2025-04-14",
         usage=Usage(1, 2, 3) if final else None,
         is_final=final,
         tee_proof=PROOF if final else None,
@@ -359,6 +359,6 @@ def test_first_call_only_keeps_the_first_of_parallel_calls() -> None:
 
 
 def test_context_windows_are_known_per_model() -> None:
-    assert context_window_of("openai/gpt-4o") == 128_000
+    assert context_window_of("openai/gpt-4.1-2025-04-14") == 1_047_576
     assert context_window_of("anthropic/claude-3.7-sonnet") == 200_000
     assert context_window_of("acme/unknown") == 3900  # LlamaIndex's default

@@ -389,7 +389,7 @@ def test_identity_metadata_and_import_path(llm: OpenGradient) -> None:
     assert FromLlamaIndexPath is OpenGradient
     assert OpenGradient.class_name() == "OpenGradient"
     meta = llm.metadata
-    assert (meta.context_window, meta.num_output, meta.model_name) == (128_000, 100, MODEL)
+    assert (meta.context_window, meta.num_output, meta.model_name) == (1_047_576, 100, MODEL)
     assert meta.is_chat_model and meta.is_function_calling_model
     assert isinstance(llm.transport, LLM)
 
@@ -448,7 +448,11 @@ def _no_key(exc: BaseException) -> None:
 
 
 CONSTRUCTION_CASES: list[Any] = [
-    pytest.param({"model": "gpt-4o"}, ["gpt-4o", "TEE_LLM.GPT_4O"], id="model-without-provider"),
+    pytest.param(
+        {"model": "gpt-4.1-2025-04-14"},
+        ["gpt-4.1-2025-04-14", "TEE_LLM.GPT_4_1_2025_04_14"],
+        id="model-without-provider",
+    ),
     pytest.param({"temperature": 2.5}, ["temperature", "2.5"], id="temperature-high"),
     pytest.param({"temperature": float("nan")}, ["temperature", "nan"], id="temperature-nan"),
     pytest.param({"max_tokens": 0}, ["max_tokens", "0"], id="max-tokens-zero"),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from opengradient_shared import TEE_LLM
 
-MODEL = TEE_LLM.GPT_4O
+MODEL = TEE_LLM.GPT_4_1_2025_04_14
 MESSAGES = [{"role": "user", "content": "Tell me about fault tolerance."}]
 TIMEOUT = 0.5  # seconds per attempt: small, so that faults cost little wall time
 RETRIES = 2

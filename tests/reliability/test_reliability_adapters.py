@@ -41,10 +41,14 @@ class _Adapter:
         common = {"private_key": _key(account), "base_url": url, "timeout": TIMEOUT}
         if name == "langchain":
             lc = adapter("langchain_opengradient")
-            self.model = lc.ChatOpenGradient(model="openai/gpt-4o", max_retries=RETRIES, **common)
+            self.model = lc.ChatOpenGradient(
+                model="openai/gpt-4.1-2025-04-14", max_retries=RETRIES, **common
+            )
         else:
             li = adapter("llamaindex_opengradient")
-            self.model = li.OpenGradient(model="openai/gpt-4o", max_retries=RETRIES, **common)
+            self.model = li.OpenGradient(
+                model="openai/gpt-4.1-2025-04-14", max_retries=RETRIES, **common
+            )
 
     def call(self) -> str:
         if self.name == "langchain":

@@ -32,7 +32,9 @@ def _assert_names(exc: BaseException, *names: str) -> None:
 # ---- LLM.chat / LLM.completion arguments ---------------------------------------------------
 
 CHAT_CASES: list[Any] = [
-    pytest.param({"model": "gpt-4o"}, ["gpt-4o"], id="model-without-provider"),
+    pytest.param(
+        {"model": "gpt-4.1-2025-04-14"}, ["gpt-4.1-2025-04-14"], id="model-without-provider"
+    ),
     pytest.param({"model": 42}, ["model", "42"], id="model-not-a-string"),
     pytest.param({"model": ""}, ["model"], id="model-empty"),
     pytest.param({"messages": []}, ["messages"], id="messages-empty"),
@@ -119,7 +121,9 @@ async def test_bad_achat_argument_is_refused_before_any_request(
     ("change", "names"),
     [
         pytest.param({"prompt": 42}, ["prompt"], id="prompt-not-text"),
-        pytest.param({"model": "gpt-4o"}, ["gpt-4o"], id="model-without-provider"),
+        pytest.param(
+            {"model": "gpt-4.1-2025-04-14"}, ["gpt-4.1-2025-04-14"], id="model-without-provider"
+        ),
         pytest.param({"max_tokens": 0}, ["max_tokens"], id="max-tokens-zero"),
         pytest.param({"stop_sequence": "END"}, ["stop"], id="stop-a-string"),
     ],
@@ -208,7 +212,9 @@ def _li(**fields: Any) -> Callable[[], Any]:
 
 
 ADAPTER_FIELD_CASES: list[Any] = [
-    pytest.param({"model": "gpt-4o"}, ["gpt-4o"], id="model-without-provider"),
+    pytest.param(
+        {"model": "gpt-4.1-2025-04-14"}, ["gpt-4.1-2025-04-14"], id="model-without-provider"
+    ),
     pytest.param({"model": 42}, ["model"], id="model-not-a-string"),
     pytest.param({"max_tokens": 0}, ["max_tokens"], id="max-tokens-zero"),
     pytest.param({"max_tokens": -3}, ["max_tokens"], id="max-tokens-negative"),
@@ -353,6 +359,6 @@ def test_bad_llamaindex_input_is_refused_before_any_request(
 def test_bad_input_is_refused_even_when_no_server_listens(account: Any, spy: Any) -> None:
     """Validation happens before any I/O: against a closed port the error is still the input's."""
     with LLM(account, "http://127.0.0.1:9") as llm, pytest.raises(InvalidRequestError) as caught:
-        llm.chat("gpt-4o", MESSAGES)
-    _assert_names(caught.value, "gpt-4o")
+        llm.chat("gpt-4.1-2025-04-14", MESSAGES)
+    _assert_names(caught.value, "gpt-4.1-2025-04-14")
     assert spy.calls == 0

@@ -24,7 +24,7 @@ from opengradient_shared.gateway import LocalGateway
 from opengradient_shared.x402 import parse_challenge, upto
 
 PATH = "/v1/chat/completions"
-BODY = {"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 10}
+BODY = {"model": "gpt-4.1-2025-04-14", "messages": MESSAGES, "max_tokens": 10}
 HEADERS = {"Authorization": "Bearer test", "Content-Type": "application/json"}
 SOCKET_TIMEOUT = 0.3
 

@@ -25,7 +25,7 @@ def _requirement(gateway: Any) -> PaymentRequirement:
     """The gateway's own terms, read from a real unpaid request."""
     answer = requests.post(
         f"{gateway.url}/v1/chat/completions",
-        json={"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 10},
+        json={"model": "gpt-4.1-2025-04-14", "messages": MESSAGES, "max_tokens": 10},
         headers={"Authorization": "Bearer x"},
         timeout=5,
     )

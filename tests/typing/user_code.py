@@ -15,7 +15,7 @@ KEY = SecretStr("0x" + "11" * 32)
 URL = "http://127.0.0.1:1"
 
 chat = ChatOpenGradient(
-    model=TEE_LLM.GPT_4O,
+    model=TEE_LLM.GPT_4_1_2025_04_14,
     private_key=KEY,
     base_url=URL,
     settlement_mode=x402SettlementMode.SETTLE,
@@ -23,8 +23,10 @@ chat = ChatOpenGradient(
     timeout=5.0,
     max_retries=1,
 )
-completion_model = OpenGradientLLM(model="openai/gpt-4o", private_key=KEY, base_url=URL)
-llama = OpenGradient(model="openai/gpt-4o", private_key=KEY, base_url=URL, max_tokens=64)
+completion_model = OpenGradientLLM(model="openai/gpt-4.1-2025-04-14", private_key=KEY, base_url=URL)
+llama = OpenGradient(
+    model="openai/gpt-4.1-2025-04-14", private_key=KEY, base_url=URL, max_tokens=64
+)
 transport = LLM(Account.create(), URL, URL, max_payment=10_000)
 
 
@@ -35,6 +37,8 @@ def answer(question: str) -> str:
 
 
 def seed_call() -> str | None:
-    output = transport.chat(TEE_LLM.GPT_4O, [{"role": "user", "content": "hi"}], max_tokens=10)
+    output = transport.chat(
+        TEE_LLM.GPT_4_1_2025_04_14, [{"role": "user", "content": "hi"}], max_tokens=10
+    )
     assert isinstance(output, TextGenerationOutput)
     return output.payment_hash
