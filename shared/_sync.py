@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Generator
 from contextlib import suppress
 from typing import Any
@@ -85,8 +86,9 @@ class SyncDriver:
             step = next(flow)
             while True:
                 if isinstance(step, Wait):
-                    with suppress(TimeoutError):
-                        step.done.result(timeout)
+                    if step.done.thread != threading.get_ident():  # else: see ``Wait``
+                        with suppress(TimeoutError):
+                            step.done.result(timeout)
                     step = flow.send(None)
                     continue
                 response = self.send(step, timeout)

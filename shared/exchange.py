@@ -29,21 +29,19 @@ from eth_account.signers.local import LocalAccount
 
 from . import protocol
 from .errors import PaymentError, PaymentRejectedError, ServerError, VerificationError
+from .headers import header
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
 from .x402 import (
     ChallengeError,
-    HeaderDecodeError,
     PaymentChallenge,
     PaymentRequirement,
     SignedPayment,
-    decode_header,
     error_of_402,
-    exact,
     parse_challenge,
     scheme_for,
-    upto,
 )
+from .x402.payment import read_settlement
 from .x402.policy import PaymentPolicy, PinnedTerms
 
 SESSION_MARGIN_FRACTION = 0.2
@@ -75,12 +73,24 @@ class HttpResponse:
     stream: Any = None
 
 
+class Lead(Future[None]):
+    """Resolved when a leading call is done (learning a route, opening its session, fetching
+    a TEE key). ``thread`` is the thread that runs the leading call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+
 @dataclass(frozen=True)
 class Wait:
-    """For the driver: wait until ``done`` (another call on the route has learned its terms or
-    opened its session), at most one try's timeout, then resume the flow."""
+    """For the driver: wait until ``done`` (another call has learned the route's terms, opened
+    its session or fetched the server's key), at most one try's timeout, then resume the flow.
+    A blocking driver must not wait when ``done.thread`` is its own thread: the leader is then
+    an async call of the event loop that this very thread runs, which cannot move while the
+    thread blocks; it resumes the flow at once instead (which then goes ahead alone)."""
 
-    done: Future[None]
+    done: Lead
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ yielded, and ``None`` after a ``Wait``."""
 @dataclass(frozen=True)
 class _Session:
     id: str
+    header: str
     payment: SignedPayment
 
     def usable(self, now: float) -> bool:
@@ -120,22 +131,19 @@ class _Endpoint:
     pinned: PinnedTerms | None = None
     answered: bool = False
     """A call has succeeded here (a route that never asked for payment needs no leader)."""
-    opening: Future[None] | None = None
+    opening: Lead | None = None
     """Set while one call learns the terms or opens the session; the others wait for it."""
 
     def needs_leader(self, session: _Session | None) -> bool:
         """Whether a call now would learn the route or open a session others could share."""
         if session is not None:
             return False
-        return not self.answered or (self.terms is not None and self.terms[0].x402_version >= 2)
+        return not self.answered or (self.terms is not None and _opens_sessions(self.terms[0]))
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
+def _opens_sessions(requirement: PaymentRequirement) -> bool:
+    scheme = scheme_for(requirement)
+    return scheme is not None and scheme.SESSION_HEADER is not None
 
 
 @dataclass
@@ -155,6 +163,7 @@ class Exchange:
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict, repr=False)
     _generations: dict[str, int] = field(default_factory=dict, repr=False)
     _keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict, repr=False)
+    _fetching: dict[str, Lead] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return f"Exchange(payer={self.account.address}, policy={self.policy!r})"
@@ -165,20 +174,7 @@ class Exchange:
         """Send ``prepared`` to ``server``, paying as needed; returns the successful answer."""
         key, key_problem = self.anchor.key, None
         if key is None and self.verification is not VerificationPolicy.OFF:
-            with self._lock:
-                key = self._keys.get(server)
-            if key is None:
-                url = server + SIGNING_KEY_PATH
-                answer = yield HttpRequest("GET", url, {"Accept": "application/json"})
-                try:
-                    key = self.anchor.key_from_answer(answer.status, answer.body, url)
-                except VerificationError as exc:
-                    if self.verification is VerificationPolicy.RAISE:
-                        raise
-                    key_problem = str(exc)
-                else:
-                    with self._lock:
-                        self._keys[server] = key
+            key, key_problem = yield from self._signing_key(server)
 
         url = server + prepared.path
         waited = False
@@ -190,9 +186,9 @@ class Exchange:
                     endpoint.session = session = None
                 terms = endpoint.terms if session is None else None
                 opening = endpoint.opening
-                led: Future[None] | None = None
+                led: Lead | None = None
                 if not waited and opening is None and endpoint.needs_leader(session):
-                    endpoint.opening = led = Future()
+                    endpoint.opening = led = Lead()
             if led is not None or opening is None or waited:
                 break
             yield Wait(opening)
@@ -212,8 +208,45 @@ class Exchange:
                 with self._lock:
                     endpoint.opening = None
                 led.set_result(None)
-        payment_hash = _header(response.headers, protocol.PROCESSING_HASH_HEADER) or ""
+        payment_hash = header(response.headers, protocol.PROCESSING_HASH_HEADER) or ""
         return Delivery(response, receipt, payment_hash, key, key_problem)
+
+    def _signing_key(
+        self, server: str
+    ) -> Generator[HttpRequest | Wait, Any, tuple[rsa.RSAPublicKey | None, str | None]]:
+        """The server's TEE key, fetched once per server: concurrent first calls wait for the
+        one fetching it (and fetch alone only if that one failed)."""
+        with self._lock:
+            key = self._keys.get(server)
+            fetching = self._fetching.get(server)
+            led: Lead | None = None
+            if key is None and fetching is None:
+                self._fetching[server] = led = Lead()
+        if key is not None:
+            return key, None
+        if fetching is not None:
+            yield Wait(fetching)
+            with self._lock:
+                key = self._keys.get(server)
+            if key is not None:
+                return key, None
+        try:
+            url = server + SIGNING_KEY_PATH
+            answer = yield HttpRequest("GET", url, {"Accept": "application/json"})
+            try:
+                key = self.anchor.key_from_answer(answer.status, answer.body, url)
+            except VerificationError as exc:
+                if self.verification is VerificationPolicy.RAISE:
+                    raise
+                return None, str(exc)
+            with self._lock:
+                self._keys[server] = key
+            return key, None
+        finally:
+            if led is not None:
+                with self._lock:
+                    self._fetching.pop(server, None)
+                led.set_result(None)
 
     def _answer_402(
         self,
@@ -257,8 +290,11 @@ class Exchange:
             with self._lock:
                 endpoint.terms = None  # never pre-sign terms the policy refuses
             raise
+        scheme = scheme_for(requirement)
         with self._lock:
             endpoint.terms = (requirement, challenge)
+            if scheme is not None:  # now the settlement mode goes in this server's spelling
+                self._generations[server] = scheme.GENERATION
         payment = self._sign(requirement, challenge)
         response = yield self._request(server, url, prepared, payment, None)
         if response.status == 402:
@@ -281,12 +317,12 @@ class Exchange:
         session: _Session | None,
     ) -> HttpRequest:
         with self._lock:
-            generation = self._generations.get(server, 1)
+            generation = self._generations.get(server)  # None: unknown yet, send no spelling
         headers = prepared.headers(generation)
         if payment is not None:
             headers[payment.header_name] = payment.header_value
         elif session is not None:
-            headers[upto.SESSION_HEADER] = session.id
+            headers[session.header] = session.id
         return HttpRequest("POST", url, headers, prepared.payload, prepared.stream)
 
     def _challenge(self, server: str, response: HttpResponse) -> PaymentChallenge | None:
@@ -296,9 +332,6 @@ class Exchange:
             raise ServerError(
                 f"{server} answered 402 with an unreadable challenge: {exc}", status_code=402
             ) from None
-        if challenge is not None:
-            with self._lock:
-                self._generations[server] = 2 if challenge.x402_version >= 2 else 1
         return challenge
 
     @staticmethod
@@ -325,57 +358,40 @@ class Exchange:
         session: _Session | None,
     ) -> PaymentReceipt | None:
         """Remember what worked and describe what was paid (or reused) for this answer."""
-        session_id = _header(response.headers, upto.SESSION_HEADER)
+        used = payment or (session.payment if session is not None else None)
+        scheme = scheme_for(used.requirement) if used is not None else None
+        session_header = scheme.SESSION_HEADER if scheme is not None else None
+        session_id = header(response.headers, session_header) if session_header else None
         with self._lock:
             endpoint.answered = True
-            if session_id:
-                self._generations[server] = 2
+            if scheme is not None:
+                self._generations[server] = scheme.GENERATION
             if payment is not None:
                 requirement = payment.requirement
                 endpoint.pinned = PinnedTerms(requirement.pay_to, requirement.asset)
-                if requirement.x402_version >= 2 and session_id:
-                    endpoint.session = _Session(session_id, payment)
+                if session_header and session_id:
+                    endpoint.session = _Session(session_id, session_header, payment)
             elif session is not None and session_id and session_id != session.id:
-                endpoint.session = _Session(session_id, session.payment)
-        if payment is not None:
-            return _receipt(payment, response, session_id, new_payment=True)
-        if session is not None:
-            return _receipt(session.payment, response, session_id or session.id, new_payment=False)
-        return None
-
-
-def _receipt(
-    payment: SignedPayment, response: HttpResponse, session_id: str | None, *, new_payment: bool
-) -> PaymentReceipt:
-    requirement = payment.requirement
-    if requirement.x402_version >= 2:
+                endpoint.session = _Session(session_id, session.header, session.payment)
+        if used is None or scheme is None:
+            return None
+        report = read_settlement(response.headers, scheme.RECEIPT_HEADER)
+        requirement = used.requirement
+        if session_header is None:  # pays per call: this call cost what it authorized
+            cost: int | None = used.amount
+        else:  # metered: only what the server reports for this call
+            cost = report.amount
         return PaymentReceipt(
             x402_version=requirement.x402_version,
             scheme=requirement.scheme,
-            network=requirement.network,
+            network=report.network or requirement.network,
             asset=requirement.asset,
-            amount=payment.amount,
-            payer=payment.payer,
+            amount=used.amount,
+            payer=report.payer or used.payer,
             pay_to=requirement.pay_to,
-            session_id=session_id,
-            new_payment=new_payment,
+            success=report.success,
+            transaction=report.transaction,
+            session_id=session_id or (session.id if session is not None else None),
+            new_payment=payment is not None,
+            cost=cost,
         )
-    settled: dict[str, Any] = {}
-    header = _header(response.headers, exact.RECEIPT_HEADER)
-    if header:
-        try:
-            settled = decode_header(header)
-        except HeaderDecodeError:
-            settled = {}
-    return PaymentReceipt(
-        x402_version=requirement.x402_version,
-        scheme=requirement.scheme,
-        network=str(settled.get("network") or requirement.network),
-        asset=requirement.asset,
-        amount=payment.amount,
-        payer=str(settled.get("payer") or payment.payer),
-        pay_to=requirement.pay_to,
-        success=bool(settled.get("success", True)),
-        transaction=settled.get("transaction"),
-        new_payment=new_payment,
-    )

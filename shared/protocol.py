@@ -55,14 +55,17 @@ class PreparedRequest:
         """The ``tee_request_hash`` an honest gateway signs for this body."""
         return tee.request_hash(self.body, completion=self.completion)
 
-    def headers(self, generation: int) -> dict[str, str]:
-        """Request headers for a server of protocol ``generation`` (1 or 2)."""
-        return {
+    def headers(self, generation: int | None) -> dict[str, str]:
+        """Request headers for a server of protocol ``generation`` (1 or 2); None (not known
+        yet) sends no settlement mode rather than a spelling the server may misread."""
+        headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if self.stream else "application/json",
             "Authorization": AUTHORIZATION,
-            SETTLEMENT_HEADER: self.settlement.wire_value(generation),
         }
+        if generation is not None:
+            headers[SETTLEMENT_HEADER] = self.settlement.wire_value(generation)
+        return headers
 
 
 # ---- validation --------------------------------------------------------------------------

@@ -122,12 +122,17 @@ class TeeProof:
 
 @dataclass(frozen=True)
 class PaymentReceipt:
-    """What was paid for a call (generation 1) or opened for it (generation 2 session).
+    """What was paid for a call, or the session it rode on.
 
-    Generation 1 (x402 v1 ``exact``): ``transaction``, ``network``, ``payer`` and ``amount``
-    (base units) come from the ``X-PAYMENT-RESPONSE`` header and the signed authorization.
-    Generation 2 (x402 v2 ``upto``): ``session_id`` and ``amount`` (the session's cap);
-    ``new_payment`` tells whether this call signed a permit or reused an open session.
+    ``amount`` is what the signed payment authorizes (base units): the price of the call for
+    ``exact`` (x402 v1 or v2), the session's cap for ``upto``. ``cost`` is what THIS call cost
+    when known: the authorized amount for a per-call scheme, the metered amount for a session
+    only when the server reports it (OpenGradient's gateway does not: then None).
+    ``success``, ``transaction``, ``network`` and ``payer`` come from the server's settlement
+    header (``X-PAYMENT-RESPONSE`` in x402 v1, ``PAYMENT-RESPONSE`` in v2); ``success`` is None
+    when the server sent none or an unreadable one (nothing is claimed then). ``session_id``
+    names the metered session; ``new_payment`` tells whether this call signed a payment or
+    reused an open session.
     """
 
     x402_version: int
@@ -137,10 +142,11 @@ class PaymentReceipt:
     amount: int
     payer: str
     pay_to: str
-    success: bool = True
+    success: bool | None = None
     transaction: str | None = None
     session_id: str | None = None
     new_payment: bool = True
+    cost: int | None = None
 
 
 @dataclass

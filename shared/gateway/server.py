@@ -73,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
-        pages = {"/health": gateway.health, "/signing-key": gateway.signer.signing_key_info}
+        pages = {"/health": gateway.health, "/signing-key": gateway.signing_key}
         if self.path in pages:
             self._send(Reply(200, pages[self.path]()))
         elif self.path in INFERENCE_PATHS:

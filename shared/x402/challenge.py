@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..headers import header as find_header
 from .encoding import HeaderDecodeError, decode_header
 
 PAYMENT_REQUIRED_HEADER = "PAYMENT-REQUIRED"
@@ -49,14 +50,6 @@ class PaymentChallenge:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
-
-
 def requirement_of(entry: Any, version: int, resource_url: str = "") -> PaymentRequirement:
     """Read one ``accepts`` entry of an x402 ``version`` challenge; raises
     :class:`ChallengeError` when it lacks or garbles a field."""
@@ -88,7 +81,7 @@ def parse_challenge(headers: Mapping[str, str], body: bytes) -> PaymentChallenge
     ``{"error": "Session expired or exhausted"}``). Raises :class:`ChallengeError` when a
     challenge is present but unreadable.
     """
-    header = _header(headers, PAYMENT_REQUIRED_HEADER)
+    header = find_header(headers, PAYMENT_REQUIRED_HEADER)
     if header:
         try:
             data = decode_header(header)

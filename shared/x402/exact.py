@@ -21,6 +21,9 @@ X402_VERSION = 1
 SCHEME = "exact"
 HEADER = "X-PAYMENT"
 RECEIPT_HEADER = "X-PAYMENT-RESPONSE"
+SESSION_HEADER: str | None = None
+"""Pays per call: no sessions."""
+GENERATION = 1
 CLOCK_SKEW_SECONDS = 60
 
 _TYPES = {

@@ -13,12 +13,15 @@ from eth_account.signers.local import LocalAccount
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
 from .networks import PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS, chain_id_of
-from .payment import SignedPayment
+from .payment import SignedPayment, v2_envelope
 
 X402_VERSION = 2
 SCHEME = "upto"
 HEADER = "PAYMENT-SIGNATURE"
 SESSION_HEADER = "X-Upto-Session"
+RECEIPT_HEADER = "PAYMENT-RESPONSE"
+"""x402 2.x servers settling per request send it; OpenGradient's session middleware does not."""
+GENERATION = 2
 CLOCK_SKEW_SECONDS = 600
 """``validAfter`` is set this far in the past (as OpenGradient's own client does), so a
 payer whose clock runs ahead of the chain's is not refused."""
@@ -105,15 +108,11 @@ def sign_payment(
         },
     }
     signed = account.sign_typed_data(full_message=typed_data(authorization, _chain_id(requirement)))
-    payload: dict[str, Any] = {
-        "x402Version": X402_VERSION,
-        "payload": {
-            "permit2Authorization": authorization,
-            "signature": "0x" + signed.signature.hex().removeprefix("0x"),
-        },
-        "accepted": dict(requirement.raw),
-        "resource": dict(challenge.resource or {}),
+    inner = {
+        "permit2Authorization": authorization,
+        "signature": "0x" + signed.signature.hex().removeprefix("0x"),
     }
+    payload = v2_envelope(inner, requirement, challenge)
     return SignedPayment(
         header_name=HEADER,
         header_value=encode_header(payload),
