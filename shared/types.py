@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -244,6 +246,7 @@ class TextGenerationStream:
     _iterator: Iterator[StreamChunk] | AsyncIterator[StreamChunk]
     final_chunk: StreamChunk | None = field(default=None, init=False)
     _close: Any = field(default=None, repr=False)
+    _closing: asyncio.Future[Any] | None = field(default=None, init=False, repr=False)
 
     def __iter__(self) -> Iterator[StreamChunk]:
         return self
@@ -268,13 +271,28 @@ class TextGenerationStream:
         return chunk
 
     def close(self) -> None:
-        """Release the connection of a sync stream that is not read to its end."""
-        if self._close is not None:
-            self._close()
+        """Release the connection of a stream that is not read to its end. For an async
+        stream prefer ``await stream.aclose()``; ``close()`` schedules that same close on the
+        running event loop (the connection belongs to it)."""
+        if self._close is None:
+            return
+        result = self._close()
+        if inspect.isawaitable(result):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # its loop is gone, and its connections with it
+                if inspect.iscoroutine(result):
+                    result.close()
+                return
+            self._closing = asyncio.ensure_future(result, loop=loop)
 
     async def aclose(self) -> None:
-        """Release the connection of an async stream that is not read to its end."""
+        """Release the connection of an async stream that is not read to its end (awaits the
+        close of the connection)."""
+        if self._closing is not None:
+            await self._closing
+            return
         if self._close is not None:
             result = self._close()
-            if hasattr(result, "__await__"):
+            if inspect.isawaitable(result):
                 await result

@@ -118,3 +118,108 @@ async def test_sync_call_in_the_loop_does_not_block_on_the_loops_own_leader(
     first = await leader
     assert isinstance(first, TextGenerationOutput) and first.tee_proof is not None
     await llm.aclose()
+
+
+# ---- 1. no reuse of a connection the server said it closes -----------------------------------
+
+
+def _stream_text(llm: LLM) -> str:
+    stream = llm.chat(MODEL, ASK, stream=True)
+    assert not isinstance(stream, TextGenerationOutput)
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_gateway_stream_says_keep_alive_then_close(account: LocalAccount, gateway: Any) -> None:
+    """The local gateway reproduces the real one: a paid stream carries two Connection
+    headers, ``keep-alive`` then ``close``; a plain JSON answer keeps the connection."""
+    import time
+
+    import requests
+    from opengradient_shared.x402 import exact, parse_challenge
+
+    url = gateway.url + "/v1/chat/completions"
+    body = {"model": "gpt-4.1-2025-04-14", "stream": True, "messages": ASK}
+    auth = {"Authorization": "Bearer x"}
+    asked = requests.post(url, json=body, headers=auth, timeout=5)
+    assert asked.status_code == 402 and "connection" not in asked.headers
+    challenge = parse_challenge(asked.headers, asked.content)
+    assert challenge is not None
+    paid = exact.sign_payment(account, challenge.accepts[0], challenge, now=int(time.time()))
+    headers = {**auth, paid.header_name: paid.header_value}
+    with requests.post(url, json=body, headers=headers, timeout=5, stream=True) as answer:
+        assert answer.status_code == 200
+        assert answer.raw.headers.getlist("Connection") == ["keep-alive", "close"]
+        assert answer.content.rstrip().endswith(b"data: [DONE]")
+
+
+def test_sync_call_after_a_sync_stream_gets_a_fresh_connection(
+    account: LocalAccount, gateway: Any
+) -> None:
+    """Without the fix, the call after the stream reuses the socket the gateway is draining,
+    gets no answer and times out (one try, three seconds)."""
+    with LLM(account, gateway.url, timeout=3, max_retries=0) as llm:
+        _chat(llm)  # pays; the route is known
+        text = _stream_text(llm)
+        assert text
+        _chat(llm)
+        _stream_text(llm)
+        _chat(llm)
+
+
+def test_sync_call_after_a_stream_closed_early_gets_a_fresh_connection(
+    account: LocalAccount, gateway: Any
+) -> None:
+    gateway.chunk_delay = 0.01
+    with LLM(account, gateway.url, timeout=3, max_retries=0) as llm:
+        stream = llm.chat(MODEL, ASK, stream=True)
+        assert not isinstance(stream, TextGenerationOutput)
+        next(iter(stream))
+        stream.close()  # not read to its end
+        _chat(llm)
+
+
+async def test_async_call_after_an_async_stream(account: LocalAccount, gateway: Any) -> None:
+    llm = LLM(account, gateway.url, timeout=3, max_retries=0)
+    for _ in range(2):
+        stream = await llm.achat(MODEL, ASK, stream=True)
+        assert not isinstance(stream, TextGenerationOutput)
+        assert [c async for c in stream]
+        out = await llm.achat(MODEL, ASK)
+        assert isinstance(out, TextGenerationOutput) and out.payment is not None
+    await llm.aclose()
+
+
+# ---- an async stream's close releases its connection ------------------------------------------
+
+
+def _busy_connections(llm: LLM) -> int:
+    pool = llm._async._client()._transport._pool  # type: ignore[attr-defined]
+    return sum(1 for c in pool.connections if not (c.is_idle() or c.is_closed()))
+
+
+async def test_async_stream_aclose_releases_the_connection(
+    account: LocalAccount, gateway: Any
+) -> None:
+    gateway.chunk_delay = 0.01
+    llm = LLM(account, gateway.url)
+    stream = await llm.achat(MODEL, ASK, stream=True)
+    assert not isinstance(stream, TextGenerationOutput)
+    await stream.__anext__()
+    assert _busy_connections(llm) == 1
+    await stream.aclose()
+    assert _busy_connections(llm) == 0
+    await llm.aclose()
+
+
+async def test_async_stream_close_schedules_the_real_close(
+    account: LocalAccount, gateway: Any
+) -> None:
+    gateway.chunk_delay = 0.01
+    llm = LLM(account, gateway.url)
+    stream = await llm.achat(MODEL, ASK, stream=True)
+    assert not isinstance(stream, TextGenerationOutput)
+    await stream.__anext__()
+    stream.close()  # the sync spelling, inside the loop: no un-awaited coroutine left behind
+    await stream.aclose()  # awaits the close that close() started
+    assert _busy_connections(llm) == 0
+    await llm.aclose()
