@@ -65,8 +65,10 @@ class LLM:
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
       429/502/503/504; a retry resends the same signed payment);
     - the payment policy: ``max_payment`` (base units per call, or per session in generation 2;
-      None = one whole token), ``allowed_networks``, ``allowed_assets``, ``allowed_payees``,
-      ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
+      None = one whole token of an asset whose decimals are known, any other asset refused),
+      ``allowed_networks``, ``allowed_assets``, ``allowed_payees``, ``max_validity_seconds``,
+      ``budget`` (total base units per asset this client may ever authorize; None = no limit)
+      — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
       ``GET /signing-key``.
@@ -85,6 +87,7 @@ class LLM:
         allowed_assets: Iterable[str] | None = None,
         allowed_payees: Iterable[str] | None = None,
         max_validity_seconds: int = 3600,
+        budget: int | None = None,
         verification: VerificationPolicy | str = VerificationPolicy.RAISE,
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
@@ -115,6 +118,7 @@ class LLM:
             allowed_assets=allowed_assets,
             allowed_payees=allowed_payees,
             max_validity_seconds=max_validity_seconds,
+            budget=budget,
         )
         self._exchange = Exchange(
             account=wallet_account,

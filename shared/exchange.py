@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_account.signers.local import LocalAccount
 
 from . import protocol
-from .errors import PaymentError, PaymentRejectedError, ServerError, VerificationError
+from .errors import (
+    PaymentError,
+    PaymentPolicyError,
+    PaymentRejectedError,
+    ServerError,
+    VerificationError,
+)
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
 from .x402 import (
@@ -197,12 +203,13 @@ class Exchange:
                 break
             yield Wait(opening)
             waited = True  # then go ahead alone, whatever the leader achieved
+        spent: dict[str, int] = {}  # what this call signed, per asset: all of it counts
         try:
-            payment = self._sign(*terms) if terms is not None else None
+            payment = self._sign(*terms, spent) if terms is not None else None
             response = yield self._request(server, url, prepared, payment, session)
             if response.status == 402:
                 response, payment = yield from self._answer_402(
-                    server, url, prepared, endpoint, response, payment, session
+                    server, url, prepared, endpoint, response, payment, session, spent
                 )
             if not 200 <= response.status < 300:
                 raise protocol.error_for_status(response.status, response.body, url)
@@ -224,6 +231,7 @@ class Exchange:
         response: HttpResponse,
         payment: SignedPayment | None,
         session: _Session | None,
+        spent: dict[str, int],
     ) -> Generator[HttpRequest, HttpResponse, tuple[HttpResponse, SignedPayment]]:
         challenge = self._challenge(server, response)
         if session is not None:
@@ -252,14 +260,14 @@ class Exchange:
         with self._lock:
             pinned = endpoint.pinned
         try:
-            requirement = self.policy.choose(challenge, pinned)
+            requirement = self.policy.choose(challenge, pinned, spent)
         except PaymentError:
             with self._lock:
                 endpoint.terms = None  # never pre-sign terms the policy refuses
             raise
         with self._lock:
             endpoint.terms = (requirement, challenge)
-        payment = self._sign(requirement, challenge)
+        payment = self._sign(requirement, challenge, spent)
         response = yield self._request(server, url, prepared, payment, None)
         if response.status == 402:
             reason = self._reason(response, self._challenge(server, response))
@@ -307,14 +315,33 @@ class Exchange:
             return str(challenge.error)
         return error_of_402(response.body) or protocol.server_message(response.body) or "no reason"
 
-    def _sign(self, requirement: PaymentRequirement, challenge: PaymentChallenge) -> SignedPayment:
+    def _sign(
+        self, requirement: PaymentRequirement, challenge: PaymentChallenge, spent: dict[str, int]
+    ) -> SignedPayment:
+        """Sign one payment for this call, after the policy's last word (cap, what this call
+        already signed, budget) and an atomic reservation against the budget."""
         scheme = scheme_for(requirement)
         if scheme is None:  # the policy refuses these; kept for a clear error if not
             raise PaymentError(f"cannot pay with scheme {requirement.scheme!r}")
+        reason = self.policy.refusal(requirement, None, spent)
+        if reason is not None:
+            raise PaymentPolicyError("payment refused, nothing was signed: " + reason)
+        asset, amount = requirement.asset, requirement.amount
+        self.policy.budget.reserve(asset, amount)  # raises, naming budget, spent and price
+        problem = None
         try:
-            return scheme.sign_payment(self.account, requirement, challenge, now=int(self.clock()))
+            payment = scheme.sign_payment(
+                self.account, requirement, challenge, now=int(self.clock())
+            )
         except ValueError as exc:
-            raise PaymentError(f"cannot sign a payment for these terms: {exc}") from None
+            problem = str(exc)
+        except Exception:  # noqa: BLE001 - the schemes validate first; never show key frames
+            problem = "the signer refused the terms"
+        if problem is not None:  # raised outside the handler: no context holds signer frames
+            self.policy.budget.release(asset, amount)
+            raise PaymentError(f"cannot sign a payment for these terms: {problem}")
+        spent[asset.lower()] = spent.get(asset.lower(), 0) + amount
+        return payment
 
     def _settled(
         self,
@@ -338,14 +365,41 @@ class Exchange:
             elif session is not None and session_id and session_id != session.id:
                 endpoint.session = _Session(session_id, session.payment)
         if payment is not None:
-            return _receipt(payment, response, session_id, new_payment=True)
+            return self._receipt(payment, response, session_id, new_payment=True)
         if session is not None:
-            return _receipt(session.payment, response, session_id or session.id, new_payment=False)
+            return self._receipt(
+                session.payment, response, session_id or session.id, new_payment=False
+            )
         return None
+
+    def _receipt(
+        self,
+        payment: SignedPayment,
+        response: HttpResponse,
+        session_id: str | None,
+        *,
+        new_payment: bool,
+    ) -> PaymentReceipt:
+        asset = payment.requirement.asset
+        budget = self.policy.budget
+        return _receipt(
+            payment,
+            response,
+            session_id,
+            new_payment=new_payment,
+            authorized_total=budget.spent(asset),
+            budget_remaining=budget.remaining(asset),
+        )
 
 
 def _receipt(
-    payment: SignedPayment, response: HttpResponse, session_id: str | None, *, new_payment: bool
+    payment: SignedPayment,
+    response: HttpResponse,
+    session_id: str | None,
+    *,
+    new_payment: bool,
+    authorized_total: int,
+    budget_remaining: int | None,
 ) -> PaymentReceipt:
     requirement = payment.requirement
     if requirement.x402_version >= 2:
@@ -359,6 +413,8 @@ def _receipt(
             pay_to=requirement.pay_to,
             session_id=session_id,
             new_payment=new_payment,
+            authorized_total=authorized_total,
+            budget_remaining=budget_remaining,
         )
     settled: dict[str, Any] = {}
     header = _header(response.headers, exact.RECEIPT_HEADER)
@@ -378,4 +434,6 @@ def _receipt(
         success=bool(settled.get("success", True)),
         transaction=settled.get("transaction"),
         new_payment=new_payment,
+        authorized_total=authorized_total,
+        budget_remaining=budget_remaining,
     )

@@ -128,6 +128,9 @@ class PaymentReceipt:
     (base units) come from the ``X-PAYMENT-RESPONSE`` header and the signed authorization.
     Generation 2 (x402 v2 ``upto``): ``session_id`` and ``amount`` (the session's cap);
     ``new_payment`` tells whether this call signed a permit or reused an open session.
+    ``authorized_total`` is what this client has signed for in ``asset`` so far (every call
+    and session, refused payments included), and ``budget_remaining`` what its ``budget``
+    still allows in that asset (None when no budget is set).
     """
 
     x402_version: int
@@ -141,6 +144,8 @@ class PaymentReceipt:
     transaction: str | None = None
     session_id: str | None = None
     new_payment: bool = True
+    authorized_total: int = 0
+    budget_remaining: int | None = None
 
 
 @dataclass
