@@ -63,7 +63,9 @@ class LLM:
     streaming URL defaults to the plain one. Keyword-only options:
 
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
-      429/502/503/504; a retry resends the same signed payment);
+      429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
+      an open session is resent only if it cannot have reached the server (the gateway bills
+      every try), unless ``retry_session_requests=True``;
     - the payment policy: ``max_payment`` (base units per call, or per session in generation 2;
       None = one whole token of an asset whose decimals are known, any other asset refused),
       ``allowed_networks``, ``allowed_assets``, ``allowed_payees``, ``max_validity_seconds``,
@@ -92,6 +94,7 @@ class LLM:
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
+        retry_session_requests: bool = False,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -125,6 +128,7 @@ class LLM:
             policy=policy,
             verification=VerificationPolicy.parse(verification),
             anchor=TrustAnchor(tee_public_key, tee_id),
+            retry_session_requests=bool(retry_session_requests),
         )
         retry = RetryPolicy(max_retries=max_retries)
         self._sync = SyncDriver(retry)

@@ -67,6 +67,9 @@ class HttpRequest:
     headers: Mapping[str, str]
     body: bytes | None = None
     stream: bool = False
+    replayable: bool = True
+    """False: resend only when the request surely never reached the server (a session
+    request, billed by the server on every try)."""
 
 
 @dataclass
@@ -157,6 +160,9 @@ class Exchange:
     verification: VerificationPolicy
     anchor: TrustAnchor
     clock: Callable[[], float] = time.time
+    retry_session_requests: bool = False
+    """Resend a generation-2 session request that may have reached the server (off: the
+    gateway bills every try on a session)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict, repr=False)
     _generations: dict[str, int] = field(default_factory=dict, repr=False)
@@ -291,11 +297,15 @@ class Exchange:
         with self._lock:
             generation = self._generations.get(server, 1)
         headers = prepared.headers(generation)
+        replayable = True
         if payment is not None:
             headers[payment.header_name] = payment.header_value
         elif session is not None:
             headers[upto.SESSION_HEADER] = session.id
-        return HttpRequest("POST", url, headers, prepared.payload, prepared.stream)
+            replayable = self.retry_session_requests
+        return HttpRequest(
+            "POST", url, headers, prepared.payload, prepared.stream, replayable=replayable
+        )
 
     def _challenge(self, server: str, response: HttpResponse) -> PaymentChallenge | None:
         try:
