@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 
@@ -24,6 +23,7 @@ from ._sync import SyncDriver
 from .errors import InvalidRequestError
 from .exchange import Delivery, Exchange
 from .retry import RetryPolicy
+from .settings import server_url as _server_url
 from .stream import StreamAssembler
 from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
 from .types import x402SettlementMode as _Mode
@@ -33,19 +33,6 @@ from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
 __all__ = ["LLM", "PaymentPolicy", "VerificationPolicy", "VerificationWarning"]
 
 _NO_TOOLS: tuple[dict[str, Any], ...] = ()
-
-
-def _server_url(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(
-            f"{name} is empty; pass the gateway URL, e.g. 'https://host:port'"
-        )
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
-        )
-    return value.strip().rstrip("/")
 
 
 def _timeout(value: Any, name: str = "timeout") -> float:
@@ -157,6 +144,19 @@ class LLM:
             f"og_llm_streaming_server_url={self._stream_url!r}, "
             f"verification={self.verification.value!r})"
         )
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "an opengradient_shared.LLM holds a wallet key and live connections and cannot be "
+            "pickled; build a new LLM from its settings where you need one"
+        )
+
+    def __copy__(self) -> LLM:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LLM:
+        """The same client: copies of a model share its transport (and never copy the key)."""
+        return self
 
     # -- seed API ----------------------------------------------------------------------------
 

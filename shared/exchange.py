@@ -171,6 +171,15 @@ class Exchange:
     def __repr__(self) -> str:
         return f"Exchange(payer={self.account.address}, policy={self.policy!r})"
 
+    def __reduce__(self) -> Any:
+        raise TypeError("an Exchange holds a wallet key and cannot be pickled")
+
+    def __copy__(self) -> Exchange:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Exchange:
+        return self  # one client's memory and key, never duplicated
+
     # -- the flow --------------------------------------------------------------------------
 
     def flow(self, server: str, prepared: protocol.PreparedRequest) -> Flow:
