@@ -23,6 +23,7 @@ from .retry import (
     RetryableStatus,
     RetryPolicy,
     TransportFailure,
+    gave_up,
     retry_after_seconds,
 )
 from .stream import StreamAssembler
@@ -75,7 +76,7 @@ class AsyncDriver:
         """One request, retried under the policy; raises NetworkError when no try got through."""
         attempts = 0
         try:
-            async for attempt in self._retry.aretrying():
+            async for attempt in self._retry.aretrying(request.replayable):
                 with attempt:
                     attempts += 1
                     response = await self._send_once(request, timeout)
@@ -86,10 +87,7 @@ class AsyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(
-                f"could not get an answer from {request.url} after {attempts} "
-                f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
-            ) from None
+            raise NetworkError(gave_up(request.url, request.replayable, attempts, exc)) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
@@ -114,7 +112,10 @@ class AsyncDriver:
         except TimeoutError:
             raise TransportFailure(f"timed out: no complete answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise TransportFailure(_describe(exc)) from None
+            never_sent = isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+            )
+            raise TransportFailure(_describe(exc), sent=not never_sent) from None
         finally:
             if answer is not None and not (request.stream and answer.status_code == 200):
                 await answer.aclose()

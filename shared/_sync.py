@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.utils import get_environ_proxies
 
 from ._deadline import DeadlineAdapter, deadline
@@ -25,6 +26,7 @@ from .retry import (
     RetryableStatus,
     RetryPolicy,
     TransportFailure,
+    gave_up,
     retry_after_seconds,
 )
 from .stream import StreamAssembler
@@ -106,7 +108,7 @@ class SyncDriver:
         """One request, retried under the policy; raises NetworkError when no try got through."""
         attempts = 0
         try:
-            for attempt in self._retry.retrying():
+            for attempt in self._retry.retrying(request.replayable):
                 with attempt:
                     attempts += 1
                     response = self._send_once(request, timeout)
@@ -117,10 +119,7 @@ class SyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(
-                f"could not get an answer from {request.url} after {attempts} "
-                f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
-            ) from None
+            raise NetworkError(gave_up(request.url, request.replayable, attempts, exc)) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
@@ -138,7 +137,9 @@ class SyncDriver:
                     allow_redirects=False,
                 )
             except _FAILURES as exc:
-                raise TransportFailure(_describe(exc, watch.fired, timeout)) from None
+                raise TransportFailure(
+                    _describe(exc, watch.fired, timeout), sent=not _never_connected(exc)
+                ) from None
             _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
             if request.stream and answer.status_code == 200:
                 return HttpResponse(200, answer.headers, stream=answer)
@@ -171,6 +172,15 @@ class SyncDriver:
     def close(self) -> None:
         """Close the connection pool."""
         self._session.close()
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure to connect (the request surely never left)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # NewConnectionError too
 
 
 def _describe(exc: BaseException, cut: bool = False, timeout: float = 0.0) -> str:

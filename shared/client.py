@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 
@@ -24,6 +23,7 @@ from ._sync import SyncDriver
 from .errors import InvalidRequestError
 from .exchange import Delivery, Exchange
 from .retry import RetryPolicy
+from .settings import server_url as _server_url
 from .stream import StreamAssembler
 from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
 from .types import x402SettlementMode as _Mode
@@ -33,19 +33,6 @@ from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
 __all__ = ["LLM", "PaymentPolicy", "VerificationPolicy", "VerificationWarning"]
 
 _NO_TOOLS: tuple[dict[str, Any], ...] = ()
-
-
-def _server_url(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(
-            f"{name} is empty; pass the gateway URL, e.g. 'https://host:port'"
-        )
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
-        )
-    return value.strip().rstrip("/")
 
 
 def _timeout(value: Any, name: str = "timeout") -> float:
@@ -63,10 +50,14 @@ class LLM:
     streaming URL defaults to the plain one. Keyword-only options:
 
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
-      429/502/503/504; a retry resends the same signed payment);
+      429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
+      an open session is resent only if it cannot have reached the server (the gateway bills
+      every try), unless ``retry_session_requests=True``;
     - the payment policy: ``max_payment`` (base units per call, or per session in generation 2;
-      None = one whole token), ``allowed_networks``, ``allowed_assets``, ``allowed_payees``,
-      ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
+      None = one whole token of an asset whose decimals are known, any other asset refused),
+      ``allowed_networks``, ``allowed_assets``, ``allowed_payees``, ``max_validity_seconds``,
+      ``budget`` (total base units per asset this client may ever authorize; None = no limit)
+      — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
       ``GET /signing-key``.
@@ -85,10 +76,12 @@ class LLM:
         allowed_assets: Iterable[str] | None = None,
         allowed_payees: Iterable[str] | None = None,
         max_validity_seconds: int = 3600,
+        budget: int | None = None,
         verification: VerificationPolicy | str = VerificationPolicy.RAISE,
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
+        retry_session_requests: bool = False,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -115,12 +108,14 @@ class LLM:
             allowed_assets=allowed_assets,
             allowed_payees=allowed_payees,
             max_validity_seconds=max_validity_seconds,
+            budget=budget,
         )
         self._exchange = Exchange(
             account=wallet_account,
             policy=policy,
             verification=VerificationPolicy.parse(verification),
             anchor=TrustAnchor(tee_public_key, tee_id),
+            retry_session_requests=bool(retry_session_requests),
         )
         retry = RetryPolicy(max_retries=max_retries)
         self._sync = SyncDriver(retry)
@@ -149,6 +144,19 @@ class LLM:
             f"og_llm_streaming_server_url={self._stream_url!r}, "
             f"verification={self.verification.value!r})"
         )
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "an opengradient_shared.LLM holds a wallet key and live connections and cannot be "
+            "pickled; build a new LLM from its settings where you need one"
+        )
+
+    def __copy__(self) -> LLM:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LLM:
+        """The same client: copies of a model share its transport (and never copy the key)."""
+        return self
 
     # -- seed API ----------------------------------------------------------------------------
 

@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_account.signers.local import LocalAccount
 
 from . import protocol
-from .errors import PaymentError, PaymentRejectedError, ServerError, VerificationError
+from .errors import (
+    PaymentError,
+    PaymentPolicyError,
+    PaymentRejectedError,
+    ServerError,
+    VerificationError,
+)
 from .headers import header
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
@@ -59,6 +65,9 @@ class HttpRequest:
     headers: Mapping[str, str]
     body: bytes | None = None
     stream: bool = False
+    replayable: bool = True
+    """False: resend only when the request surely never reached the server (a session
+    request, billed by the server on every try)."""
 
 
 @dataclass
@@ -159,6 +168,9 @@ class Exchange:
     verification: VerificationPolicy
     anchor: TrustAnchor
     clock: Callable[[], float] = time.time
+    retry_session_requests: bool = False
+    """Resend a generation-2 session request that may have reached the server (off: the
+    gateway bills every try on a session)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict, repr=False)
     _generations: dict[str, int] = field(default_factory=dict, repr=False)
@@ -167,6 +179,15 @@ class Exchange:
 
     def __repr__(self) -> str:
         return f"Exchange(payer={self.account.address}, policy={self.policy!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an Exchange holds a wallet key and cannot be pickled")
+
+    def __copy__(self) -> Exchange:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Exchange:
+        return self  # one client's memory and key, never duplicated
 
     # -- the flow --------------------------------------------------------------------------
 
@@ -193,12 +214,13 @@ class Exchange:
                 break
             yield Wait(opening)
             waited = True  # then go ahead alone, whatever the leader achieved
+        spent: dict[str, int] = {}  # what this call signed, per asset: all of it counts
         try:
-            payment = self._sign(*terms) if terms is not None else None
+            payment = self._sign(*terms, spent) if terms is not None else None
             response = yield self._request(server, url, prepared, payment, session)
             if response.status == 402:
                 response, payment = yield from self._answer_402(
-                    server, url, prepared, endpoint, response, payment, session
+                    server, url, prepared, endpoint, response, payment, session, spent
                 )
             if not 200 <= response.status < 300:
                 raise protocol.error_for_status(response.status, response.body, url)
@@ -257,6 +279,7 @@ class Exchange:
         response: HttpResponse,
         payment: SignedPayment | None,
         session: _Session | None,
+        spent: dict[str, int],
     ) -> Generator[HttpRequest, HttpResponse, tuple[HttpResponse, SignedPayment]]:
         challenge = self._challenge(server, response)
         if session is not None:
@@ -285,7 +308,7 @@ class Exchange:
         with self._lock:
             pinned = endpoint.pinned
         try:
-            requirement = self.policy.choose(challenge, pinned)
+            requirement = self.policy.choose(challenge, pinned, spent)
         except PaymentError:
             with self._lock:
                 endpoint.terms = None  # never pre-sign terms the policy refuses
@@ -295,7 +318,7 @@ class Exchange:
             endpoint.terms = (requirement, challenge)
             if scheme is not None:  # now the settlement mode goes in this server's spelling
                 self._generations[server] = scheme.GENERATION
-        payment = self._sign(requirement, challenge)
+        payment = self._sign(requirement, challenge, spent)
         response = yield self._request(server, url, prepared, payment, None)
         if response.status == 402:
             reason = self._reason(response, self._challenge(server, response))
@@ -319,11 +342,15 @@ class Exchange:
         with self._lock:
             generation = self._generations.get(server)  # None: unknown yet, send no spelling
         headers = prepared.headers(generation)
+        replayable = True
         if payment is not None:
             headers[payment.header_name] = payment.header_value
         elif session is not None:
             headers[session.header] = session.id
-        return HttpRequest("POST", url, headers, prepared.payload, prepared.stream)
+            replayable = self.retry_session_requests
+        return HttpRequest(
+            "POST", url, headers, prepared.payload, prepared.stream, replayable=replayable
+        )
 
     def _challenge(self, server: str, response: HttpResponse) -> PaymentChallenge | None:
         try:
@@ -340,14 +367,33 @@ class Exchange:
             return str(challenge.error)
         return error_of_402(response.body) or protocol.server_message(response.body) or "no reason"
 
-    def _sign(self, requirement: PaymentRequirement, challenge: PaymentChallenge) -> SignedPayment:
+    def _sign(
+        self, requirement: PaymentRequirement, challenge: PaymentChallenge, spent: dict[str, int]
+    ) -> SignedPayment:
+        """Sign one payment for this call, after the policy's last word (cap, what this call
+        already signed, budget) and an atomic reservation against the budget."""
         scheme = scheme_for(requirement)
         if scheme is None:  # the policy refuses these; kept for a clear error if not
             raise PaymentError(f"cannot pay with scheme {requirement.scheme!r}")
+        reason = self.policy.refusal(requirement, None, spent)
+        if reason is not None:
+            raise PaymentPolicyError("payment refused, nothing was signed: " + reason)
+        asset, amount = requirement.asset, requirement.amount
+        self.policy.budget.reserve(asset, amount)  # raises, naming budget, spent and price
+        problem = None
         try:
-            return scheme.sign_payment(self.account, requirement, challenge, now=int(self.clock()))
+            payment = scheme.sign_payment(
+                self.account, requirement, challenge, now=int(self.clock())
+            )
         except ValueError as exc:
-            raise PaymentError(f"cannot sign a payment for these terms: {exc}") from None
+            problem = str(exc)
+        except Exception:  # noqa: BLE001 - the schemes validate first; never show key frames
+            problem = "the signer refused the terms"
+        if problem is not None:  # raised outside the handler: no context holds signer frames
+            self.policy.budget.release(asset, amount)
+            raise PaymentError(f"cannot sign a payment for these terms: {problem}")
+        spent[asset.lower()] = spent.get(asset.lower(), 0) + amount
+        return payment
 
     def _settled(
         self,
@@ -394,4 +440,6 @@ class Exchange:
             session_id=session_id or (session.id if session is not None else None),
             new_payment=payment is not None,
             cost=cost,
+            authorized_total=self.policy.budget.spent(requirement.asset),
+            budget_remaining=self.policy.budget.remaining(requirement.asset),
         )

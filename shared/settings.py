@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from .errors import InvalidRequestError
+
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
@@ -21,19 +23,44 @@ STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
 MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
 
 
-def base_url(value: str | None, name: str, env: str) -> str:
-    """A usable http(s) base URL, or a ``ValueError`` that says where to set it."""
-    if value is None or not value.strip():
-        raise ValueError(
-            f"{name} is not set: pass {name}='http://host:port' (the OpenGradient LLM server) "
-            f"or set the {env} environment variable"
+def server_url(value: Any, name: str, env: str | None = None) -> str:
+    """The one check of a server URL (``LLM`` and both adapters): a usable http(s) base URL,
+    or an :class:`InvalidRequestError` (a ``ValueError``) naming the setting.
+
+    A URL carrying credentials (``http://user:password@host``) is refused and never echoed:
+    the gateway is paid with x402, not HTTP authentication, and the URL would otherwise reach
+    reprs, logs, errors and tracing. Only the host is named in that error."""
+    if not isinstance(value, str) or not value.strip():
+        where = f" or set the {env} environment variable" if env else ""
+        raise InvalidRequestError(
+            f"{name} is not set: pass the OpenGradient LLM server URL, e.g. "
+            f"'http://127.0.0.1:8000'{where}"
         )
-    parts = urlsplit(value.strip())
+    text = value.strip()
+    parts = urlsplit(text)
+    if "@" in parts.netloc or (not parts.netloc and "@" in text):
+        host = (parts.netloc or text).rpartition("@")[2].split("/")[0]
+        raise InvalidRequestError(
+            f"{name} carries credentials (user:password@) for host {host!r}; they are refused "
+            "and not shown: x402 pays the gateway, so remove them from the URL"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
+        raise InvalidRequestError(
+            f"{name} {_excerpt(text)} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
         )
-    return value.strip().rstrip("/")
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
+        raise InvalidRequestError(f"{name} contains whitespace or control characters")
+    return text.rstrip("/")
+
+
+def base_url(value: str | None, name: str, env: str) -> str:
+    """:func:`server_url` for an adapter setting read from ``env`` when unset."""
+    return server_url(value, name, env)
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 def account_from_key(secret: str | None) -> LocalAccount:

@@ -135,6 +135,9 @@ class PaymentReceipt:
     when the server sent none or an unreadable one (nothing is claimed then). ``session_id``
     names the metered session; ``new_payment`` tells whether this call signed a payment or
     reused an open session.
+    ``authorized_total`` is what this client has signed for in ``asset`` so far (every call
+    and session, refused payments included), and ``budget_remaining`` what its ``budget``
+    still allows in that asset (None when no budget is set).
     """
 
     x402_version: int
@@ -149,6 +152,8 @@ class PaymentReceipt:
     session_id: str | None = None
     new_payment: bool = True
     cost: int | None = None
+    authorized_total: int = 0
+    budget_remaining: int | None = None
 
 
 @dataclass

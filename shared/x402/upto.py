@@ -14,6 +14,7 @@ from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
 from .networks import PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS, chain_id_of
 from .payment import SignedPayment, v2_envelope
+from .typed import address, positive_seconds, uint256
 
 X402_VERSION = 2
 SCHEME = "upto"
@@ -89,12 +90,22 @@ def sign_payment(
     nonce: int | None = None,
 ) -> SignedPayment:
     """Sign a permit for ``requirement.amount`` (the session cap) to the upto proxy, with the
-    payee and facilitator as witness, valid from now − 600 s until now + ``maxTimeoutSeconds``."""
+    payee and facilitator as witness, valid from now − 600 s until now + ``maxTimeoutSeconds``.
+
+    Every value of the message is checked first: a bad server value is a ``ValueError``
+    raised before the key is used (never an ABI error inside ``sign_typed_data``)."""
     facilitator = requirement.extra.get("facilitatorAddress")
     if not facilitator:
         raise ValueError("the upto requirement names no facilitatorAddress in 'extra'")
-    permit_nonce = nonce if nonce is not None else secrets.randbits(256)
-    deadline = now + requirement.max_timeout_seconds
+    address(facilitator, "extra.facilitatorAddress")
+    address(requirement.pay_to, "payTo")
+    address(requirement.asset, "asset")
+    uint256(requirement.amount, "the amount")
+    positive_seconds(requirement.max_timeout_seconds, "maxTimeoutSeconds")
+    uint256(now - CLOCK_SKEW_SECONDS, "validAfter")
+    uint256(_chain_id(requirement), "the chain id")
+    permit_nonce = uint256(nonce if nonce is not None else secrets.randbits(256), "the nonce")
+    deadline = uint256(now + requirement.max_timeout_seconds, "the deadline")
     authorization = {
         "from": account.address,
         "permitted": {"token": requirement.asset, "amount": str(requirement.amount)},
