@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_account.signers.local import LocalAccount
 
 from . import protocol
-from .errors import PaymentError, PaymentRejectedError, ServerError, VerificationError
+from .errors import (
+    PaymentError,
+    PaymentRejectedError,
+    ServerError,
+    VerificationError,
+    excerpt,
+)
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
 from .x402 import (
@@ -370,12 +376,17 @@ def _receipt(
     return PaymentReceipt(
         x402_version=requirement.x402_version,
         scheme=requirement.scheme,
-        network=str(settled.get("network") or requirement.network),
+        network=_text(settled.get("network")) or requirement.network,
         asset=requirement.asset,
         amount=payment.amount,
-        payer=str(settled.get("payer") or payment.payer),
+        payer=_text(settled.get("payer")) or payment.payer,
         pay_to=requirement.pay_to,
-        success=bool(settled.get("success", True)),
-        transaction=settled.get("transaction"),
+        success=settled.get("success") is not False,
+        transaction=_text(settled.get("transaction")),
         new_payment=new_payment,
     )
+
+
+def _text(value: Any) -> str | None:
+    """A receipt header's string field, escaped and bounded (None when not a string)."""
+    return excerpt(value, 200) if isinstance(value, str) and value else None
