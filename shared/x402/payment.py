@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
 
+from ..errors import excerpt
 from ..headers import header
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import HeaderDecodeError, decode_header
@@ -130,4 +131,5 @@ def read_settlement(headers: Mapping[str, str], name: str | None) -> Settlement:
 
 
 def _text(value: Any) -> str | None:
-    return value[:200] if isinstance(value, str) and value else None
+    """A settlement header's string field, escaped and bounded (None when not a string)."""
+    return excerpt(value, 200) if isinstance(value, str) and value else None
