@@ -141,6 +141,7 @@ class PaymentReceipt:
     transaction: str | None = None
     session_id: str | None = None
     new_payment: bool = True
+    cost: int | None = None
 
 
 @dataclass
