@@ -341,9 +341,10 @@ def prepare_chat(
     body: dict[str, Any] = {
         "model": wire_model(model),
         "messages": _messages(messages),
-        "max_tokens": _max_tokens(max_tokens),
         "temperature": _temperature(temperature),
     }
+    if max_tokens is not None:  # None: no cap, the server's default
+        body["max_tokens"] = _max_tokens(max_tokens)
     stop = _stop(stop_sequence)
     if stop:
         body["stop"] = stop
@@ -376,9 +377,10 @@ def prepare_completion(
     body: dict[str, Any] = {
         "model": wire_model(model),
         "prompt": prompt,
-        "max_tokens": _max_tokens(max_tokens),
         "temperature": _temperature(temperature),
     }
+    if max_tokens is not None:  # None: no cap, the server's default
+        body["max_tokens"] = _max_tokens(max_tokens)
     stop = _stop(stop_sequence)
     if stop:
         body["stop"] = stop
