@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,25 @@ def test_a_longer_max_age_accepts_an_older_document() -> None:
 
 def test_attestation_errors_are_verification_errors() -> None:
     assert issubclass(AttestationError, VerificationError)
+
+
+def test_every_truncation_and_random_damage_ends_as_an_attestation_error() -> None:
+    """Hostile input: cut at every length, and 2000 seeded random edits (overwrite, delete,
+    insert); nothing but AttestationError may come out, and nothing changed may verify."""
+    damaged = [DOCUMENT[:length] for length in range(len(DOCUMENT))]
+    rng = random.Random(14)
+    while len(damaged) < len(DOCUMENT) + 2000:
+        data = bytearray(DOCUMENT)
+        for _ in range(rng.choice([1, 2, 3, 8])):
+            at, roll = rng.randrange(len(data)), rng.random()
+            if roll < 0.6:
+                data[at] = rng.randrange(256)
+            elif roll < 0.8:
+                del data[at : at + rng.randrange(1, 50)]
+            else:
+                data[at:at] = rng.randbytes(rng.randrange(1, 10))
+        if bytes(data) != DOCUMENT:
+            damaged.append(bytes(data))
+    for document in damaged:
+        with pytest.raises(AttestationError):
+            _verify(document)
