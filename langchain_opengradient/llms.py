@@ -42,15 +42,15 @@ class OpenGradientLLM(OpenGradientSettings, BaseLLM):
             "temperature": self.temperature,
             "x402_settlement_mode": self.settlement_mode,
             "timeout": self.timeout,
+            "max_tokens": self.max_tokens,  # None: no cap sent (the server's default applies)
         }
-        if self.max_tokens is not None:
-            args["max_tokens"] = self.max_tokens
         return args
 
     def _result(self, outputs: list[TextGenerationOutput]) -> LLMResult:
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         generations = []
         for output in outputs:
+            self._note_finish(output.finish_reason)
             info = metadata(output, output.finish_reason, self.model)
             generations.append(
                 [Generation(text=output.completion_output or "", generation_info=info)]

@@ -18,6 +18,7 @@ import httpx
 
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -87,7 +88,7 @@ class AsyncDriver:
             return last
         except TransportFailure as exc:
             raise NetworkError(
-                f"could not get an answer from {request.url} after {attempts} "
+                f"could not get an answer from {server_of(request.url)} after {attempts} "
                 f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -154,4 +155,4 @@ class AsyncDriver:
 
 def _describe(exc: BaseException) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
-    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind
+    return f"{kind}: {failure_reason(str(exc))[:200]}" if str(exc) else kind

@@ -19,6 +19,7 @@ from requests.utils import get_environ_proxies
 from ._deadline import DeadlineAdapter, deadline
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -116,7 +117,7 @@ class SyncDriver:
             return last
         except TransportFailure as exc:
             raise NetworkError(
-                f"could not get an answer from {request.url} after {attempts} "
+                f"could not get an answer from {server_of(request.url)} after {attempts} "
                 f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -175,4 +176,4 @@ def _describe(exc: BaseException, cut: bool = False, timeout: float = 0.0) -> st
     if cut:
         return f"timed out: no complete answer within {timeout:g} s"
     kind = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
-    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind
+    return f"{kind}: {failure_reason(str(exc))[:200]}" if str(exc) else kind
