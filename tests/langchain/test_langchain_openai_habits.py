@@ -33,8 +33,7 @@ from lc_support import MODEL, key_of
 from opengradient_shared import LLM, NetworkError
 from opengradient_shared.protocol import CHAT_PATH, COMPLETION_PATH
 
-from langchain_opengradient import ChatOpenGradient, OpenGradientLLM
-from langchain_opengradient._config import CutAnswerWarning
+from langchain_opengradient import ChatOpenGradient, CutAnswerWarning, OpenGradientLLM
 from langchain_opengradient._convert import first_tool_call_only
 
 OTHER_MODEL = "anthropic/claude-4.0-sonnet"
