@@ -67,8 +67,9 @@ class OpenGradientSettings(BaseModel):
     max_tokens: int | None = Field(
         default=None, gt=0, validation_alias=AliasChoices("max_tokens", "max_completion_tokens")
     )
-    """Most tokens to generate (alias ``max_completion_tokens``; None: no cap is sent, the
-    server's default applies). A cut answer has ``finish_reason == "length"`` and warns once."""
+    """Most tokens to generate (alias ``max_completion_tokens``). None: chat sends no cap (the
+    server's default applies), completion sends 4096. A cut answer has
+    ``finish_reason == "length"`` and warns once per model."""
     stop: list[str] | None = None
     timeout: float | None = Field(
         default=None, gt=0, validation_alias=AliasChoices("timeout", "request_timeout")

@@ -35,6 +35,7 @@ from opengradient_shared.protocol import CHAT_PATH, COMPLETION_PATH
 
 from langchain_opengradient import ChatOpenGradient, CutAnswerWarning, OpenGradientLLM
 from langchain_opengradient._convert import first_tool_call_only
+from langchain_opengradient.llms import UNSET_COMPLETION_MAX_TOKENS
 
 OTHER_MODEL = "anthropic/claude-4.0-sonnet"
 
@@ -83,8 +84,11 @@ def test_no_max_tokens_is_sent_unless_set(
     assert chat.max_tokens is None and llm.max_tokens is None
     message = chat.invoke("hi")
     _merge(list(chat.stream("hi")))
-    llm.invoke("hi")
     assert bodies and all("max_tokens" not in body for body in bodies)
+    # completions: the endpoint's schema default is 16 tokens, so None sends the chat cap
+    del bodies[:]
+    llm.invoke("hi")
+    assert {body["max_tokens"] for body in bodies} == {UNSET_COMPLETION_MAX_TOKENS}
     # the proof's request hash is that of the body without max_tokens
     assert message.response_metadata["tee_proof"]["verified"] is True
     del bodies[:]
