@@ -121,6 +121,10 @@ class ChatOpenGradient(OpenGradientSettings, BaseChatModel):
         """Not serializable: a model holds a live transport (and a key)."""
         return False
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {**super()._identifying_params, **self._extra_body()}
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "opengradient"

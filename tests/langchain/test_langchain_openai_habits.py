@@ -147,6 +147,7 @@ def test_chatopenai_style_construction_is_forwarded_and_still_verifies(
     assert chat.model_name == chat.model == MODEL
     assert chat.base_url == shared_gateway.url
     assert chat.max_tokens == 50 and chat.timeout == 30
+    assert chat._identifying_params["top_p"] == 0.5  # in traces, next to temperature
     message = chat.invoke("hi", seed=8)
     full = _merge(list(chat.stream("hi")))
     sent = {
