@@ -46,7 +46,8 @@ _REFUSED = {
     "organization": "payment is by wallet, not by organization",
     "openai_organization": "payment is by wallet, not by organization",
     "openai_proxy": "set HTTPS_PROXY in the environment instead",
-    "reasoning_effort": "the gateway this package speaks does not read it",
+    "reasoning_effort": "newer tee-gateway versions put it in the TEE request hash, which this "
+    "client's proof check does not compute yet",
 }
 _EMPTY: tuple[Any, ...] = (None, {}, "")
 
