@@ -18,6 +18,7 @@ import httpx
 
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -87,7 +88,9 @@ class AsyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(gave_up(request.url, request.replayable, attempts, exc)) from None
+            raise NetworkError(
+                gave_up(server_of(request.url), request.replayable, attempts, exc)
+            ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
@@ -155,4 +158,4 @@ class AsyncDriver:
 
 def _describe(exc: BaseException) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
-    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind
+    return f"{kind}: {failure_reason(str(exc))[:200]}" if str(exc) else kind

@@ -21,6 +21,7 @@ from requests.utils import get_environ_proxies
 from ._deadline import DeadlineAdapter, deadline
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -119,7 +120,9 @@ class SyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(gave_up(request.url, request.replayable, attempts, exc)) from None
+            raise NetworkError(
+                gave_up(server_of(request.url), request.replayable, attempts, exc)
+            ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
@@ -187,4 +190,4 @@ def _describe(exc: BaseException, cut: bool = False, timeout: float = 0.0) -> st
     if cut:
         return f"timed out: no complete answer within {timeout:g} s"
     kind = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
-    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind
+    return f"{kind}: {failure_reason(str(exc))[:200]}" if str(exc) else kind

@@ -10,7 +10,7 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Generator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -242,6 +242,7 @@ class LLM:
         stream: bool = False,
         *,
         response_format: dict[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> TextGenerationOutput | TextGenerationStream:
         """Chat with ``model`` inside the TEE, paying with x402.
@@ -250,10 +251,13 @@ class LLM:
         the verified ``tee_proof``, the ``payment`` receipt, ``payment_hash``), or with
         ``stream=True`` a :class:`TextGenerationStream` of :class:`StreamChunk` whose final
         chunk carries usage, proof and receipt. Raises an ``OpenGradientError`` subclass.
+        ``max_tokens=None`` sends no cap (the server's default applies); ``extra_body`` adds
+        fields of the gateway's OpenAI schema (``protocol.EXTRA_CHAT_FIELDS``: top_p, n,
+        seed, presence_penalty, frequency_penalty, logit_bias, user).
         """
         prepared = protocol.prepare_chat(
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-            x402_settlement_mode, stream, response_format,
+            x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
@@ -306,13 +310,14 @@ class LLM:
         stream: bool = False,
         *,
         response_format: dict[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> TextGenerationOutput | TextGenerationStream:
         """Async :meth:`chat`. With ``stream=True``, awaiting sends the request (and pays);
         iterate the returned stream with ``async for``."""
         prepared = protocol.prepare_chat(
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-            x402_settlement_mode, stream, response_format,
+            x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url

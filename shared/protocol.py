@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,22 @@ class PreparedRequest:
         return headers
 
 
+def server_of(url: str) -> str:
+    """The server a request URL was built from (its endpoint path removed), for error text
+    that names the URL the user configured."""
+    for path in (CHAT_PATH, COMPLETION_PATH, "/signing-key"):
+        if url.endswith(path):
+            return url[: -len(path)]
+    return url
+
+
+def failure_reason(text: str) -> str:
+    """The OS-level reason in a connection error's text (``[Errno 111] Connection refused``)
+    without the connection pool's internals; the text itself when it holds none."""
+    found = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    return found.group(0).strip() if found else text
+
+
 # ---- validation --------------------------------------------------------------------------
 
 
@@ -114,10 +131,90 @@ def _model_hint(model: str) -> str:
     )
 
 
-def _max_tokens(value: Any) -> int:
+def _max_tokens(value: Any) -> int | None:
+    """A positive int, or None: no ``max_tokens`` in the body (the server's default applies)."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRequestError(f"max_tokens must be a positive integer, got {value!r}")
+        raise InvalidRequestError(f"max_tokens must be a positive integer or None, got {value!r}")
     return value
+
+
+def _number(low: float, high: float) -> Callable[[str, Any], float]:
+    def check(name: str, value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or math.isnan(value) or not low <= value <= high:
+            raise InvalidRequestError(
+                f"{name} must be a number from {low:g} to {high:g}, got {value!r}"
+            )
+        return float(value)
+
+    return check
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _one_choice(name: str, value: Any) -> int:
+    if _integer(name, value) != 1:
+        raise InvalidRequestError(
+            f"{name} must be 1: the gateway answers with one choice, got {value!r}"
+        )
+    return 1
+
+
+def _user(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{name} must be a non-empty string, got {value!r:.80}")
+    return value
+
+
+def _logit_bias(name: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"{name} must be a dict of token id to bias, got {value!r:.80}")
+    bias = _number(-100, 100)
+    out: dict[str, float] = {}
+    for token, weight in value.items():
+        if isinstance(token, bool) or not str(token).isdigit():
+            raise InvalidRequestError(f"{name} keys must be token ids, got {token!r:.40}")
+        out[str(token)] = bias(f"{name}[{token}]", weight)
+    return out
+
+
+EXTRA_CHAT_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "top_p": _number(0, 1),
+    "n": _one_choice,
+    "seed": _integer,
+    "presence_penalty": _number(-2, 2),
+    "frequency_penalty": _number(-2, 2),
+    "logit_bias": _logit_bias,
+    "user": _user,
+}
+"""Fields of OpenGradient's OpenAI-compatible chat schema beyond the seed's arguments (the
+gateway's request parser reads these; none is in the TEE request hash), with their checks."""
+
+
+def extra_chat_fields(value: Any) -> dict[str, Any]:
+    """Check ``extra_body`` (a dict of :data:`EXTRA_CHAT_FIELDS`); None values are dropped.
+
+    Raises :class:`InvalidRequestError` naming a field outside the set, or a bad value.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"extra_body must be a dict, got {type(value).__name__}")
+    unknown = sorted(str(key) for key in value if key not in EXTRA_CHAT_FIELDS)
+    if unknown:
+        raise InvalidRequestError(
+            f"unsupported request field(s) {', '.join(unknown)}; OpenGradient's gateway reads "
+            f"{', '.join(EXTRA_CHAT_FIELDS)} beyond the chat arguments"
+        )
+    return {
+        key: EXTRA_CHAT_FIELDS[key](key, item) for key, item in value.items() if item is not None
+    }
 
 
 def _temperature(value: Any) -> float:
@@ -336,15 +433,19 @@ def prepare_chat(
     x402_settlement_mode: Any = x402SettlementMode.SETTLE_BATCH,
     stream: Any = False,
     response_format: Any = None,
+    extra_body: Any = None,
 ) -> PreparedRequest:
-    """Validate a chat call and build its request (raises :class:`InvalidRequestError`)."""
-    body: dict[str, Any] = {
-        "model": wire_model(model),
-        "messages": _messages(messages),
-        "temperature": _temperature(temperature),
-    }
-    if max_tokens is not None:  # None: no cap, the server's default
-        body["max_tokens"] = _max_tokens(max_tokens)
+    """Validate a chat call and build its request (raises :class:`InvalidRequestError`).
+
+    ``max_tokens=None`` leaves it out of the body (the server's default applies);
+    ``extra_body`` adds fields of :data:`EXTRA_CHAT_FIELDS`.
+    """
+    body: dict[str, Any] = {"model": wire_model(model), "messages": _messages(messages)}
+    limit = _max_tokens(max_tokens)
+    if limit is not None:
+        body["max_tokens"] = limit
+    body["temperature"] = _temperature(temperature)
+    body.update(extra_chat_fields(extra_body))
     stop = _stop(stop_sequence)
     if stop:
         body["stop"] = stop
@@ -371,16 +472,15 @@ def prepare_completion(
     temperature: Any = 0.0,
     x402_settlement_mode: Any = x402SettlementMode.SETTLE_BATCH,
 ) -> PreparedRequest:
-    """Validate a completion call and build its request (raises :class:`InvalidRequestError`)."""
+    """Validate a completion call and build its request (raises :class:`InvalidRequestError`;
+    ``max_tokens=None`` leaves it out: the server's default applies)."""
     if not isinstance(prompt, str):
         raise InvalidRequestError(f"prompt must be a string, got {type(prompt).__name__}")
-    body: dict[str, Any] = {
-        "model": wire_model(model),
-        "prompt": prompt,
-        "temperature": _temperature(temperature),
-    }
-    if max_tokens is not None:  # None: no cap, the server's default
-        body["max_tokens"] = _max_tokens(max_tokens)
+    body: dict[str, Any] = {"model": wire_model(model), "prompt": prompt}
+    limit = _max_tokens(max_tokens)
+    if limit is not None:
+        body["max_tokens"] = limit
+    body["temperature"] = _temperature(temperature)
     stop = _stop(stop_sequence)
     if stop:
         body["stop"] = stop

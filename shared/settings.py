@@ -7,6 +7,11 @@ built, so that importing an adapter stays cheap.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -116,10 +121,32 @@ class AdapterSettings(Protocol):
     def tee_public_key(self) -> str | None: ...
 
 
+_TRANSPORTS: weakref.WeakValueDictionary[tuple[Any, ...], LLM] = weakref.WeakValueDictionary()
+_TRANSPORTS_LOCK = threading.Lock()
+_FINGERPRINT_KEY = os.urandom(32)  # per process: a cache key says nothing about the wallet key
+
+
+def _fingerprint(secret: str) -> str:
+    """A keyed hash of a wallet key: equal keys (any spelling) give equal fingerprints, and
+    the fingerprint cannot be turned back into the key or checked against a guess elsewhere."""
+    normal = secret.strip().lower().removeprefix("0x").encode()
+    return hmac.new(_FINGERPRINT_KEY, normal, hashlib.sha256).hexdigest()
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 def build_client(settings: AdapterSettings) -> LLM:
     """The transport of an adapter: ``settings.client`` when given (it must be an ``LLM``),
-    else a new ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
+    else an ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
     ``private_key``; the options that are None keep the transport's defaults.
+
+    Models with the same key, URLs and options share one transport (and so what it has
+    learned: payment terms, sessions, the TEE key) while any of them is alive: copies made by
+    ``with_config``, ``configurable_fields`` or ``copy.deepcopy`` pay no extra unpaid round
+    trip. The cache holds transports weakly and is keyed on a keyed hash of the wallet key,
+    never the key itself.
 
     Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the setting at
     fault, never the key.
@@ -139,6 +166,7 @@ def build_client(settings: AdapterSettings) -> LLM:
         else base_url(settings.streaming_url, "streaming_url", STREAMING_URL_ENV)
     )
     key = settings.private_key
+    secret = key.get_secret_value() if key is not None else None
     options: dict[str, Any] = {
         "timeout": settings.timeout,
         "max_retries": settings.max_retries,
@@ -149,9 +177,16 @@ def build_client(settings: AdapterSettings) -> LLM:
         "verification": settings.verification,
         "tee_public_key": settings.tee_public_key,
     }
-    return LLM(
-        account_from_key(key.get_secret_value() if key is not None else None),
+    options = {name: value for name, value in options.items() if value is not None}
+    cache_key = (
+        _fingerprint(secret or ""),
         server,
         stream_server,
-        **{name: value for name, value in options.items() if value is not None},
+        tuple(sorted((name, _frozen(value)) for name, value in options.items())),
     )
+    with _TRANSPORTS_LOCK:
+        transport = _TRANSPORTS.get(cache_key)
+        if transport is None:
+            transport = LLM(account_from_key(secret), server, stream_server, **options)
+            _TRANSPORTS[cache_key] = transport
+    return transport
