@@ -54,6 +54,12 @@ class ServerError(OpenGradientError):
     """The server failed (5xx, 429 after retries, an unreadable answer, or no connection)."""
 
 
+class MalformedAnswerError(ServerError):
+    """A server's answer could not be read: not JSON, nested too deep, too large a number, or a
+    field of the wrong type or range (the message names the field). Nothing from it is
+    delivered and nothing is paid on the strength of it."""
+
+
 class NetworkError(ServerError):
     """The connection failed or timed out (after retries)."""
 

@@ -16,13 +16,13 @@ from eth_account.signers.local import LocalAccount
 from opengradient_shared import LLM, TEE_LLM
 from opengradient_shared.errors import (
     MAX_MESSAGE,
+    MalformedAnswerError,
     OpenGradientError,
     PaymentRejectedError,
     ServerError,
     StreamInterruptedError,
     VerificationError,
 )
-from opengradient_shared.wire import MalformedAnswerError
 from signing_spy import SignSpy
 
 from hostile import HostileServer, Reply, deep_json, sse
