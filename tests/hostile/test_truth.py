@@ -315,3 +315,22 @@ def test_total_tokens_when_absent_is_the_same_for_plain_and_streamed_calls(
     streamed, _ = _read(llm.chat(MODEL, ASK, stream=True))
     assert plain.usage is not None and plain.usage.total_tokens == 7
     assert streamed[-1].usage == plain.usage
+
+
+async def test_async_stream_string_index_refused_and_tool_calls_held(
+    hostile: HostileServer, account: LocalAccount
+) -> None:
+    injected = _choice("0", {"tool_calls": [{"index": 0, **EVIL}]})
+    hostile.script(
+        hostile.signed_chat("hello", mutate_events=_insert(1, injected)),
+        hostile.signed_chat(tool_calls=[EVIL], signed=("", [CALL])),
+    )
+    llm = _llm(account, hostile)
+    for expected in (StreamInterruptedError, VerificationError):
+        got: list[StreamChunk] = []
+        stream = await llm.achat(MODEL, ASK, stream=True)
+        with pytest.raises(expected):
+            async for chunk in stream:
+                got.append(chunk)
+        assert _calls(got) == []
+    await llm.aclose()

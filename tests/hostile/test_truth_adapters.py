@@ -190,3 +190,35 @@ def test_llamaindex_text_beside_tool_calls_is_not_surfaced(
     response = _li(hostile, account).chat([ChatMessage(role="user", content="hi")])
     assert not response.message.content
     assert "0xBAD" not in str(response.raw)
+
+
+def test_llamaindex_string_index_injection_is_refused(
+    hostile: HostileServer, account: LocalAccount
+) -> None:
+    injected = _choice("0", {"tool_calls": [{"index": 0, **EVIL}]})
+    hostile.script(hostile.signed_chat("hello there", mutate_events=_insert(1, injected)))
+    got: list[Any] = []
+    with pytest.raises(StreamInterruptedError):
+        for response in _li(hostile, account).stream_chat([ChatMessage(role="user", content="hi")]):
+            got.append(response)
+    assert not any(response.message.additional_kwargs.get("tool_calls") for response in got)
+
+
+async def test_async_adapters_hold_unverified_tool_calls(
+    hostile: HostileServer, account: LocalAccount
+) -> None:
+    hostile.script(
+        hostile.signed_chat(tool_calls=[EVIL], signed=("", [CALL])),
+        hostile.signed_chat(tool_calls=[EVIL], signed=("", [CALL])),
+    )
+    tokens = Tokens()
+    got: list[Any] = []
+    with pytest.raises(VerificationError):
+        async for chunk in _lc(hostile, account).astream("hi", config={"callbacks": [tokens]}):
+            got.append(chunk)
+    assert got == [] and tokens.tool_chunks == []
+    stream = await _li(hostile, account).astream_chat([ChatMessage(role="user", content="hi")])
+    with pytest.raises(VerificationError):
+        async for response in stream:
+            got.append(response)
+    assert got == []
