@@ -191,6 +191,7 @@ V1 = json.dumps(HostileServer.v1_entry())
         (_v1_raw(V1.replace("0x7e57CA7E0000000000000000000000000000A402", "alice")), "payTo"),
         (_v1_raw(V1.replace('"extra": {', '"extra": [{').replace('"2"}', '"2"}]')), "extra"),
         (_v1_raw('"not an object"'), "entry"),
+        (_v1_raw(V1.replace('"version": "2"', '"version": 2')), "version"),
     ],
 )
 def test_unreadable_v1_challenges_are_server_errors_and_nothing_is_signed(
@@ -212,6 +213,8 @@ def test_unreadable_v1_challenges_are_server_errors_and_nothing_is_signed(
         ({}, {"x402Version": "abc"}, "x402Version"),
         ({}, {"accepts": "all"}, "accepts"),
         ({}, {"resource": "here"}, "resource"),
+        ({"extra": {"facilitatorAddress": "0x12"}}, {}, "facilitatorAddress"),
+        ({"extra": {"facilitatorAddress": "0x" + "1" * 40, "name": ["x"]}}, {}, "name"),
     ],
 )
 def test_unreadable_v2_challenges_are_server_errors_and_nothing_is_signed(
