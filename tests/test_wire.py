@@ -97,6 +97,14 @@ def test_excerpt_and_truncate_body_are_bounded() -> None:
     assert len(truncate_body("y" * 5_000_000)) == 501
 
 
+def test_every_error_message_is_one_bounded_line() -> None:
+    from opengradient_shared.errors import MAX_MESSAGE, ServerError
+
+    assert str(ServerError("a\nb\x1b[2J")) == "a\\nb\\x1b[2J"
+    assert len(str(ServerError("\x00" * 10_000))) == MAX_MESSAGE + 1
+    assert str(ServerError("plain text, Grüße")) == "plain text, Grüße"
+
+
 def test_sse_event_limit_counts_data_lines_and_unfinished_lines() -> None:
     decoder = SSEDecoder(max_event_bytes=64)
     assert decoder.feed(b"data: " + json.dumps({"a": "x" * 40}).encode() + b"\n\n")

@@ -70,6 +70,13 @@ def _version(value: Any, default: int) -> int:
     return default if value is None else wire.as_int(value, "x402Version", low=1, high=255)
 
 
+def _short(value: Any, key: str) -> str:
+    text = wire.as_str(value, f"'accepts' entry {key}")
+    if not 0 < len(text) <= MAX_EXTRA_TEXT:
+        raise ChallengeError(f"the 'accepts' entry {key} is empty or over {MAX_EXTRA_TEXT} chars")
+    return text
+
+
 def _extra(extra: dict[str, Any]) -> dict[str, Any]:
     """``extra`` with the fields that get signed checked: the EIP-712 ``name`` and ``version``
     are short strings, ``facilitatorAddress`` is an address."""
@@ -93,8 +100,8 @@ def requirement_of(entry: Any, version: int, resource_url: str = "") -> PaymentR
         )
         return PaymentRequirement(
             x402_version=version,
-            scheme=wire.as_str(data.get("scheme"), "'accepts' entry scheme"),
-            network=wire.as_str(data.get("network"), "'accepts' entry network"),
+            scheme=_short(data.get("scheme"), "scheme"),
+            network=_short(data.get("network"), "network"),
             asset=wire.as_address(data.get("asset"), "'accepts' entry asset"),
             amount=wire.as_amount(data.get(amount_key), f"'accepts' entry {amount_key}"),
             pay_to=wire.as_address(data.get("payTo"), "'accepts' entry payTo"),
