@@ -334,3 +334,13 @@ async def test_async_stream_string_index_refused_and_tool_calls_held(
                 got.append(chunk)
         assert _calls(got) == []
     await llm.aclose()
+
+
+def test_proof_age_uses_the_clients_clock(hostile: HostileServer, account: LocalAccount) -> None:
+    """The one mock here is the clock (named): a fresh proof read 400 s later is too old."""
+    hostile.script(hostile.signed_chat("hi"), hostile.signed_chat("hi"))
+    llm = _llm(account, hostile)
+    assert llm.chat(MODEL, ASK).tee_proof is not None  # control: verifies at the real time
+    llm._exchange.clock = lambda: time.time() + 400  # mocked clock: the client's "now"
+    with pytest.raises(VerificationError, match="old"):
+        llm.chat(MODEL, ASK)
