@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     AuthenticationError,
     InvalidRequestError,
+    MalformedAnswerError,
     NetworkError,
     OpenGradientError,
     PaymentError,
@@ -54,6 +55,7 @@ __all__ = [
     "TEE_LLM",
     "AuthenticationError",
     "InvalidRequestError",
+    "MalformedAnswerError",
     "NetworkError",
     "OpenGradientError",
     "PaymentError",

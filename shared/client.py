@@ -27,7 +27,7 @@ from .errors import (
     StreamInterruptedError,
     excerpt,
 )
-from .exchange import Delivery, Exchange
+from .exchange import Delivery, Exchange, Flow
 from .retry import RetryPolicy
 from .settings import server_url as _server_url
 from .sse import DEFAULT_MAX_EVENT_BYTES
@@ -51,6 +51,13 @@ def _timeout(value: Any, name: str = "timeout") -> float:
     if math.isinf(value):
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def _unreadable(exc: Exception) -> ServerError:
+    return ServerError(
+        f"the exchange with the server failed unexpectedly ({type(exc).__name__}: "
+        f"{excerpt(str(exc), 200)})"
+    )
 
 
 def _broken(exc: Exception) -> StreamInterruptedError:
@@ -261,7 +268,7 @@ class LLM:
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
-        delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
+        delivery = self._run(self._exchange.flow(server, prepared), seconds)
         if stream:
             response = delivery.response.stream
             chunks = _guarded(self._sync.stream(response, self._assembler(prepared, delivery)))
@@ -292,9 +299,7 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
-        delivery = self._sync.run(
-            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
-        )
+        delivery = self._run(self._exchange.flow(self._url, prepared), self._call_timeout(timeout))
         return self._output(prepared, delivery)
 
     async def achat(
@@ -321,7 +326,7 @@ class LLM:
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
-        delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
+        delivery = await self._arun(self._exchange.flow(server, prepared), seconds)
         if stream:
             response = delivery.response.stream
             chunks = _aguarded(self._async.stream(response, self._assembler(prepared, delivery)))
@@ -348,7 +353,7 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
-        delivery = await self._async.run(
+        delivery = await self._arun(
             self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
         )
         return self._output(prepared, delivery)
@@ -380,6 +385,22 @@ class LLM:
         await self.aclose()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _run(self, flow: Flow, seconds: float) -> Delivery:
+        try:
+            return self._sync.run(flow, seconds)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
+            raise _unreadable(exc) from None
+
+    async def _arun(self, flow: Flow, seconds: float) -> Delivery:
+        try:
+            return await self._async.run(flow, seconds)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
+            raise _unreadable(exc) from None
 
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)

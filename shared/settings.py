@@ -119,6 +119,8 @@ class AdapterSettings(Protocol):
     def verification(self) -> str: ...
     @property
     def tee_public_key(self) -> str | None: ...
+    @property
+    def stream_verification(self) -> str: ...
 
 
 _TRANSPORTS: weakref.WeakValueDictionary[tuple[Any, ...], LLM] = weakref.WeakValueDictionary()
@@ -176,6 +178,7 @@ def build_client(settings: AdapterSettings) -> LLM:
         "allowed_payees": settings.allowed_payees,
         "verification": settings.verification,
         "tee_public_key": settings.tee_public_key,
+        "stream_verification": settings.stream_verification,
     }
     options = {name: value for name, value in options.items() if value is not None}
     cache_key = (
