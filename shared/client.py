@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
@@ -25,7 +25,14 @@ from .errors import InvalidRequestError
 from .exchange import Delivery, Exchange
 from .retry import RetryPolicy
 from .stream import StreamAssembler
-from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
+from .types import (
+    DEPRECATED_MODELS,
+    TEE_LLM,
+    TeeProof,
+    TextGenerationOutput,
+    TextGenerationStream,
+    is_known_model,
+)
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
 from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
@@ -69,7 +76,10 @@ class LLM:
       ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
-      ``GET /signing-key``.
+      ``GET /signing-key``;
+    - ``allow_unknown_models``: by default a model OpenGradient's gateway does not serve
+      (:data:`~.types.SERVED_MODELS`) is refused before anything is paid, because the gateway
+      verifies the payment before it looks at the model; True lets a newer model through.
     """
 
     def __init__(
@@ -89,6 +99,7 @@ class LLM:
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
+        allow_unknown_models: bool = False,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -107,6 +118,7 @@ class LLM:
                 f"max_retries must be a non-negative integer, got {max_retries!r}"
             )
         self.max_retries = max_retries
+        self.allow_unknown_models = bool(allow_unknown_models)
         if payment_policy is not None and not isinstance(payment_policy, PaymentPolicy):
             raise InvalidRequestError("payment_policy must be a PaymentPolicy")
         policy = payment_policy or PaymentPolicy(
@@ -152,6 +164,57 @@ class LLM:
 
     # -- seed API ----------------------------------------------------------------------------
 
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: Literal[False] = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput: ...
+
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        *,
+        stream: Literal[True],
+        response_format: dict[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationStream: ...
+
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: bool = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput | TextGenerationStream: ...
+
     def chat(
         self,
         model: TEE_LLM | str,
@@ -178,6 +241,7 @@ class LLM:
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
             x402_settlement_mode, stream, response_format,
         )  # fmt: skip
+        self._check_model(prepared)
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
@@ -211,10 +275,62 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
+        self._check_model(prepared)
         delivery = self._sync.run(
             self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
         )
         return self._output(prepared, delivery)
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: Literal[False] = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput: ...
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        *,
+        stream: Literal[True],
+        response_format: dict[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationStream: ...
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: bool = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput | TextGenerationStream: ...
 
     async def achat(
         self,
@@ -237,6 +353,7 @@ class LLM:
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
             x402_settlement_mode, stream, response_format,
         )  # fmt: skip
+        self._check_model(prepared)
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
@@ -266,6 +383,7 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
+        self._check_model(prepared)
         delivery = await self._async.run(
             self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
         )
@@ -298,6 +416,20 @@ class LLM:
         await self.aclose()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _check_model(self, prepared: protocol.PreparedRequest) -> None:
+        """Refuse, before anything is paid, a model the gateway does not serve (it would take
+        the payment and then answer 400), unless ``allow_unknown_models``."""
+        name = str(prepared.body["model"])
+        if self.allow_unknown_models or is_known_model(name):
+            return
+        retired = {old.split("/", 1)[1]: new for old, new in DEPRECATED_MODELS.values()}
+        hint = f" (use TEE_LLM.{retired[name]})" if name in retired else ""
+        raise InvalidRequestError(
+            f"model {name!r} is not one OpenGradient's gateway serves{hint}; it would verify "
+            "the payment first and then refuse the model. Pick a TEE_LLM member, or pass "
+            "LLM(..., allow_unknown_models=True) for a model newer than this package."
+        )
 
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)

@@ -223,3 +223,80 @@ async def test_async_stream_close_schedules_the_real_close(
     await stream.aclose()  # awaits the close that close() started
     assert _busy_connections(llm) == 0
     await llm.aclose()
+
+
+# ---- 2. models: the served list, retired names, unknown models --------------------------------
+
+
+def test_tee_llm_is_the_served_list() -> None:
+    from opengradient_shared.types import KNOWN_MODELS
+
+    wire = {m.value.split("/", 1)[1] for m in TEE_LLM}
+    assert wire <= KNOWN_MODELS
+    assert {"gpt-4o", "claude-3.7-sonnet", "gemini-2.0-flash", "grok-2-1212"}.isdisjoint(
+        KNOWN_MODELS
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("GPT_4O", "GPT_4_1_2025_04_14"),
+        ("CLAUDE_3_7_SONNET", "CLAUDE_SONNET_4_5"),
+        ("CLAUDE_3_5_HAIKU", "CLAUDE_HAIKU_4_5"),
+        ("GEMINI_2_0_FLASH", "GEMINI_2_5_FLASH"),
+        ("GROK_2_1212", "GROK_4"),
+        ("GROK_2_VISION_LATEST", "GROK_4"),
+    ],
+)
+def test_seed_names_of_retired_models_warn_and_mean_their_successor(old: str, new: str) -> None:
+    with pytest.warns(FutureWarning, match=f"TEE_LLM.{old} is deprecated.*TEE_LLM.{new}"):
+        assert getattr(TEE_LLM, old) is TEE_LLM[new]
+    with pytest.warns(FutureWarning):
+        assert TEE_LLM[old] is TEE_LLM[new]
+
+
+def test_gateway_checks_payment_before_the_model(account: LocalAccount, gateway: Any) -> None:
+    """Like the real gateway: an unpaid request for an unserved model gets the 402, a paid one
+    the 400 "Model '<m>' is not supported" (the payment was taken)."""
+    with LLM(account, gateway.url, allow_unknown_models=True) as llm:
+        from opengradient_shared import InvalidRequestError
+
+        with pytest.raises(InvalidRequestError, match="Model 'gpt-4o' is not supported"):
+            llm.chat("openai/gpt-4o", ASK)
+    assert gateway.request_count == 2  # the 402, then the paid request refused with 400
+    assert len(gateway.ledger.entries) == 1
+
+
+def test_unknown_model_is_refused_before_anything_is_sent(
+    account: LocalAccount, gateway: Any, spy: Any
+) -> None:
+    from opengradient_shared import InvalidRequestError
+
+    with LLM(account, gateway.url) as llm:
+        with pytest.raises(InvalidRequestError, match=r"'gpt-4o'.*TEE_LLM.GPT_4_1_2025_04_14"):
+            llm.chat("openai/gpt-4o", ASK)
+        with pytest.raises(InvalidRequestError, match="allow_unknown_models=True"):
+            llm.completion("openai/gpt-9-preview", "hi")
+    assert gateway.request_count == 0 and gateway.key_request_count == 0
+    assert spy.calls == 0
+
+
+async def test_unknown_model_is_refused_before_paying_async(
+    account: LocalAccount, gateway_v2: Any, spy: Any
+) -> None:
+    from opengradient_shared import InvalidRequestError
+
+    llm = LLM(account, gateway_v2.url)
+    with pytest.raises(InvalidRequestError):
+        await llm.achat("anthropic/claude-3.7-sonnet", ASK, stream=True)
+    with pytest.raises(InvalidRequestError):
+        await llm.acompletion("x-ai/grok-2-1212", "hi")
+    await llm.aclose()
+    assert gateway_v2.request_count == 0 and spy.calls == 0
+
+
+def test_served_names_compare_case_insensitively(account: LocalAccount, gateway: Any) -> None:
+    with LLM(account, gateway.url) as llm:
+        _chat_model = llm.chat(" openai/GPT-4.1 ", ASK)
+        assert isinstance(_chat_model, TextGenerationOutput)

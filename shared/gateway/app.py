@@ -21,7 +21,7 @@ from ..x402.networks import OPG_BASE_ADDRESS, lookup_network
 from . import model, payments
 from .ledger import Ledger, Settlement
 from .signer import TeeSigner
-from .validate import BadRequest, check
+from .validate import BadRequest, check, served
 
 CHAT_PATH, COMPLETION_PATH = "/v1/chat/completions", "/v1/completions"
 INFERENCE_PATHS = (CHAT_PATH, COMPLETION_PATH)
@@ -118,10 +118,14 @@ class Gateway:
             return Reply(exc.status, {"error": str(exc)})
         # the model is pure and cheap: run it first, so a session can be metered atomically
         answer = model.complete(body) if completion else model.chat(body)
-        pay = self._pay_exact if self.protocol == "v1" else self._pay_upto
-        paid = pay(path, headers, settlement, self._cost(model_name, answer))
+        known, per_call = served(model_name), self.protocol == "v1"
+        cost = self._cost(model_name, answer) if known or per_call else 0  # no metering of a 400
+        pay = self._pay_exact if per_call else self._pay_upto
+        paid = pay(path, headers, settlement, cost)
         if isinstance(paid, Reply):
             return paid
+        if not known:  # as the real gateway: the payment middleware ran first
+            return Reply(400, {"error": f"Model '{model_name}' is not supported"}, paid)
         output_hash = tee.output_hash(answer.content, answer.tool_calls)
         proof = self.signer.proof_fields(tee.request_hash(body, completion=completion), output_hash)
         if body.get("stream"):

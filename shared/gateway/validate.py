@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import TEE_LLM, x402SettlementMode
+from ..types import KNOWN_MODELS, x402SettlementMode
 
-MODELS = frozenset(m.value.split("/", 1)[1] for m in TEE_LLM)
+MODELS = KNOWN_MODELS
 MAX_TOKENS_LIMIT = 32_768
 _ROLES = ("system", "user", "assistant", "tool")
 _FORMATS = ("text", "json_object", "json_schema")
@@ -35,11 +35,15 @@ def _has(data: Any, *keys: str) -> bool:
 
 
 def _model_name(value: Any) -> str:
-    """The bare model name (a ``provider/`` prefix is tolerated)."""
+    """The bare model name (a ``provider/`` prefix is tolerated). Whether it is served is
+    checked later, after the payment, as the real gateway does (:func:`served`)."""
     _require(isinstance(value, str) and value, "'model' is required and must be a string")
-    bare = value.split("/", 1)[1] if value.count("/") == 1 else value
-    _require(bare in MODELS, f"unknown model {value!r}; known: {', '.join(sorted(MODELS))}")
-    return str(bare)
+    return str(value.split("/", 1)[1] if value.count("/") == 1 else value)
+
+
+def served(model: str) -> bool:
+    """Whether the gateway serves ``model`` (compared lower-cased and trimmed)."""
+    return model.strip().lower() in MODELS
 
 
 def _common(body: dict[str, Any]) -> None:
