@@ -300,3 +300,113 @@ def test_served_names_compare_case_insensitively(account: LocalAccount, gateway:
     with LLM(account, gateway.url) as llm:
         _chat_model = llm.chat(" openai/GPT-4.1 ", ASK)
         assert isinstance(_chat_model, TextGenerationOutput)
+
+
+# ---- 4. receipts: only what the server's settlement header says ---------------------------------
+
+
+def _receipt_of(account: LocalAccount, challenge: Any, answer: Any) -> Any:
+    from opengradient_shared.exchange import Exchange
+    from opengradient_shared.protocol import prepare_chat
+    from opengradient_shared.verification import TrustAnchor, VerificationPolicy
+    from opengradient_shared.x402.policy import PaymentPolicy
+
+    exchange = Exchange(
+        account=account,
+        policy=PaymentPolicy(),
+        verification=VerificationPolicy.OFF,
+        anchor=TrustAnchor(None, None),
+    )
+    flow = exchange.flow("http://gw.test", prepare_chat(MODEL, ASK))
+    next(flow)
+    flow.send(challenge)
+    with pytest.raises(StopIteration) as stop:
+        flow.send(answer)
+    return stop.value.value.receipt
+
+
+def _v1_challenge() -> Any:
+    import json
+
+    from opengradient_shared.exchange import HttpResponse
+
+    accepts = {
+        "scheme": "exact",
+        "network": "og-evm",
+        "maxAmountRequired": "1000",
+        "payTo": "0x" + "11" * 20,
+        "maxTimeoutSeconds": 60,
+        "asset": "0x094E464A23B90A71a0894D5D1e5D470FfDD074e1",
+        "extra": {"name": "OUSDC", "version": "2"},
+    }
+    body = {"x402Version": 1, "error": "pay", "accepts": [accepts]}
+    return HttpResponse(402, {}, json.dumps(body).encode())
+
+
+def _v2_challenge() -> Any:
+    import base64
+    import json
+
+    from gateway_vectors import load_vector
+    from opengradient_shared.exchange import HttpResponse
+
+    decoded = load_vector("payment_required.json")["PAYMENT-REQUIRED(decoded)"]
+    header = base64.b64encode(json.dumps(decoded).encode()).decode()
+    return HttpResponse(402, {"PAYMENT-REQUIRED": header}, b"{}")
+
+
+def _ok(**headers: str) -> Any:
+    from opengradient_shared.exchange import HttpResponse
+
+    return HttpResponse(200, headers, b"{}")
+
+
+@pytest.mark.parametrize("header", [None, "not base64!", "bm90IGpzb24="])
+def test_v1_receipt_without_a_readable_settlement_claims_no_success(
+    account: LocalAccount, header: str | None
+) -> None:
+    answer = _ok(**({"X-PAYMENT-RESPONSE": header} if header else {}))
+    receipt = _receipt_of(account, _v1_challenge(), answer)
+    assert receipt.success is None and receipt.transaction is None
+    assert receipt.cost == receipt.amount == 1000  # the authorized price of this call
+
+
+def test_v1_receipt_reads_the_settlement(account: LocalAccount) -> None:
+    from opengradient_shared.x402 import encode_header
+
+    report = encode_header({"success": True, "transaction": "0xabc", "network": "og-evm"})
+    receipt = _receipt_of(account, _v1_challenge(), _ok(**{"x-payment-response": report}))
+    assert receipt.success is True and receipt.transaction == "0xabc"
+
+
+def test_v2_receipt_reads_payment_response(account: LocalAccount) -> None:
+    from opengradient_shared.x402 import encode_header
+
+    report = encode_header(
+        {"success": True, "transaction": "0xfeed", "network": "eip155:8453", "amount": "42"}
+    )
+    answer = _ok(**{"X-Upto-Session": "s1", "PAYMENT-RESPONSE": report})
+    receipt = _receipt_of(account, _v2_challenge(), answer)
+    assert receipt.success is True and receipt.transaction == "0xfeed"
+    assert receipt.session_id == "s1" and receipt.cost == 42
+
+
+def test_v2_session_receipt_without_payment_response(account: LocalAccount) -> None:
+    receipt = _receipt_of(account, _v2_challenge(), _ok(**{"X-Upto-Session": "s1"}))
+    assert receipt.success is None and receipt.transaction is None and receipt.cost is None
+
+
+def test_v2_failed_settlement_is_reported(account: LocalAccount) -> None:
+    from opengradient_shared.x402 import encode_header
+
+    report = encode_header({"success": False, "errorReason": "insufficient_funds"})
+    answer = _ok(**{"X-Upto-Session": "s1", "PAYMENT-RESPONSE": report})
+    assert _receipt_of(account, _v2_challenge(), answer).success is False
+
+
+def test_local_v1_gateway_receipt(account: LocalAccount, gateway: Any) -> None:
+    with LLM(account, gateway.url) as llm:
+        receipt = _chat(llm).payment
+    (entry,) = gateway.ledger.entries
+    assert receipt is not None and receipt.success is True
+    assert receipt.transaction == entry.transaction and receipt.cost == 1000
