@@ -14,6 +14,7 @@ from opengradient_shared.settings import (
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
+    ClientOption,
     build_client,
 )
 from opengradient_shared.types import x402SettlementMode
@@ -72,7 +73,9 @@ class OpenGradientSettings(BaseModel):
     """What a failed TEE proof does: raise ``VerificationError``, warn, or nothing."""
     tee_public_key: str | None = None
     """The trusted TEE's PEM public key (None: fetched once from the server)."""
-    client: Any = Field(default=None, exclude=True)
+    allow_unknown_models: bool = False
+    """Let a model the gateway does not list through (else refused before paying)."""
+    client: ClientOption = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 
     _llm: Any = PrivateAttr(default=None)

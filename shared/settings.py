@@ -7,7 +7,7 @@ built, so that importing an adapter stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -19,6 +19,12 @@ KEY_ENV = "OPENGRADIENT_PRIVATE_KEY"
 URL_ENV = "OPENGRADIENT_LLM_URL"
 STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
 MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
+
+if TYPE_CHECKING:
+    ClientOption: TypeAlias = "LLM | None"
+else:  # the adapters' field stays cheap to declare; build_client checks it is an LLM
+    ClientOption = Any
+"""The type of the adapters' ``client`` field: an existing transport, or None."""
 
 
 def base_url(value: str | None, name: str, env: str) -> str:
@@ -64,7 +70,7 @@ class AdapterSettings(Protocol):
     """The transport settings both adapters hold, under the same names (read-only here)."""
 
     @property
-    def client(self) -> Any: ...
+    def client(self) -> LLM | None: ...
     @property
     def private_key(self) -> _Secret | None: ...
     @property
@@ -87,6 +93,8 @@ class AdapterSettings(Protocol):
     def verification(self) -> str: ...
     @property
     def tee_public_key(self) -> str | None: ...
+    @property
+    def allow_unknown_models(self) -> bool: ...
 
 
 def build_client(settings: AdapterSettings) -> LLM:
@@ -121,6 +129,7 @@ def build_client(settings: AdapterSettings) -> LLM:
         "allowed_payees": settings.allowed_payees,
         "verification": settings.verification,
         "tee_public_key": settings.tee_public_key,
+        "allow_unknown_models": settings.allow_unknown_models,
     }
     return LLM(
         account_from_key(key.get_secret_value() if key is not None else None),

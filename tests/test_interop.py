@@ -410,3 +410,53 @@ def test_local_v1_gateway_receipt(account: LocalAccount, gateway: Any) -> None:
     (entry,) = gateway.ledger.entries
     assert receipt is not None and receipt.success is True
     assert receipt.transaction == entry.transaction and receipt.cost == 1000
+
+
+# ---- the adapters carry allow_unknown_models to the transport ---------------------------------
+
+
+def test_langchain_adapter_refuses_unknown_models_unless_allowed(
+    account: LocalAccount, gateway: Any
+) -> None:
+    from opengradient_shared import InvalidRequestError
+
+    from langchain_opengradient import ChatOpenGradient
+
+    key = account.key.hex()
+    careful = ChatOpenGradient(model="openai/gpt-9-preview", private_key=key, base_url=gateway.url)
+    with pytest.raises(InvalidRequestError, match="allow_unknown_models"):
+        careful.invoke("hi")
+    assert gateway.request_count == 0
+    bold = ChatOpenGradient(
+        model="openai/gpt-9-preview",
+        private_key=key,
+        base_url=gateway.url,
+        allow_unknown_models=True,
+    )
+    with pytest.raises(InvalidRequestError, match="Model 'gpt-9-preview' is not supported"):
+        bold.invoke("hi")  # reached the gateway, which took the payment first
+
+
+def test_llamaindex_adapter_refuses_unknown_models_unless_allowed(
+    account: LocalAccount, gateway: Any
+) -> None:
+    from llama_index.core.llms import ChatMessage
+    from opengradient_shared import InvalidRequestError
+
+    from llamaindex_opengradient import OpenGradient
+
+    key = account.key.hex()
+    ask = [ChatMessage(role="user", content="hi")]
+    careful = OpenGradient(model="openai/gpt-9-preview", private_key=key, base_url=gateway.url)
+    with pytest.raises(InvalidRequestError, match="allow_unknown_models"):
+        careful.chat(ask)
+    assert gateway.request_count == 0
+    bold = OpenGradient(
+        model="openai/gpt-9-preview",
+        private_key=key,
+        base_url=gateway.url,
+        allow_unknown_models=True,
+    )
+    assert bold.transport.allow_unknown_models
+    with pytest.raises(InvalidRequestError, match="is not supported"):
+        bold.chat(ask)
