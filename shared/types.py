@@ -147,9 +147,7 @@ class x402SettlementMode(StrEnum):  # noqa: N801 - the seed's public name
 
     def wire_value(self, generation: int = 1) -> str:
         """The header value for a server of protocol ``generation`` (1 or 2)."""
-        if generation == 1:
-            return self.value
-        return _GENERATION_2_NAMES[self.value]
+        return SETTLEMENT_WIRE_VALUES[self.value][0 if generation == 1 else 1]
 
     @classmethod
     def parse(cls, value: x402SettlementMode | str) -> x402SettlementMode:
@@ -163,21 +161,22 @@ class x402SettlementMode(StrEnum):  # noqa: N801 - the seed's public name
             if value.upper() in cls.__members__:
                 return cls.__members__[value.upper()]
             key = _normalize_settlement(value)
-            for member in (cls.SETTLE, cls.SETTLE_METADATA, cls.SETTLE_BATCH):
-                names = {_normalize_settlement(member.value), _GENERATION_2_NAMES[member.value]}
-                if key in names:
-                    return member
+            for member_value, spellings in SETTLEMENT_WIRE_VALUES.items():
+                if key in map(_normalize_settlement, spellings):
+                    return cls(member_value)
         raise ValueError(
             f"unknown settlement mode {value!r}; use one of "
             "x402SettlementMode.SETTLE, SETTLE_METADATA or SETTLE_BATCH"
         )
 
 
-_GENERATION_2_NAMES = {
-    "settle": "private",
-    "settle-metadata": "individual",
-    "settle-batch": "batch",
+SETTLEMENT_WIRE_VALUES: dict[str, tuple[str, str]] = {
+    # member value: (generation-1 spelling, generation-2 spelling); meaning
+    "settle": ("settle", "private"),  # input/output hashes only, most private
+    "settle-metadata": ("settle-metadata", "individual"),  # model, input, output recorded
+    "settle-batch": ("settle-batch", "batch"),  # aggregated into batch hashes (cheapest)
 }
+"""The three settlement modes and how each server generation spells them (the one table)."""
 
 
 def _normalize_settlement(value: str) -> str:

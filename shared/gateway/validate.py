@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import KNOWN_MODELS, x402SettlementMode
+from ..types import KNOWN_MODELS, SETTLEMENT_WIRE_VALUES, x402SettlementMode
 
 MODELS = KNOWN_MODELS
 MAX_TOKENS_LIMIT = 32_768
@@ -139,5 +139,6 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     try:
         return body, model, x402SettlementMode.parse(settlement).value
     except ValueError:
-        names = "settle, settle-metadata, settle-batch (v1) or private, individual, batch (v2)"
+        v1, v2 = zip(*SETTLEMENT_WIRE_VALUES.values(), strict=True)
+        names = f"{', '.join(v1)} (v1) or {', '.join(v2)} (v2)"
         raise BadRequest(f"unknown X-SETTLEMENT-TYPE {settlement!r}; use {names}") from None
