@@ -223,3 +223,30 @@ async def test_v2_exact_async_stream_carries_the_receipt(
     final = stream.final_chunk
     assert chunks and final is not None and final.payment is not None
     assert final.payment.success is True and final.payment.cost == 1000
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"x402Version": 2},
+        {"x402Version": 2, "payload": "x", "accepted": []},
+        {"x402Version": 2, "payload": 7, "accepted": {}},
+        {"x402Version": 2, "payload": {"authorization": {"nonce": 5}}, "accepted": {}},
+        {"x402Version": 2, "payload": {"permit2Authorization": []}, "accepted": {"scheme": 1}},
+        {"x402Version": 1, "payload": {}},
+    ],
+)
+def test_malformed_v2_exact_payment_gets_402_with_a_reason(
+    gateway_exact: Any, payload: dict[str, Any]
+) -> None:
+    import requests
+
+    header = base64.b64encode(json.dumps(payload).encode()).decode()
+    answer = requests.post(
+        gateway_exact.url + "/v1/chat/completions",
+        json={"model": "gpt-4.1-2025-04-14", "messages": ASK},
+        headers={"Authorization": "Bearer x", "PAYMENT-SIGNATURE": header},
+        timeout=5,
+    )
+    assert answer.status_code == 402 and answer.json()["error"]
+    assert "PAYMENT-REQUIRED" in answer.headers and gateway_exact.ledger.entries == []
