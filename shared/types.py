@@ -64,6 +64,9 @@ class _ModelsType(EnumType):
     def __getattr__(cls, name: str) -> Any:
         if name in DEPRECATED_MODELS:
             return super().__getitem__(_successor(name))
+        inherited = getattr(super(), "__getattr__", None)  # EnumType has one before 3.12
+        if inherited is not None:
+            return inherited(name)
         raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
     def __getitem__(cls, name: str) -> Any:
