@@ -337,7 +337,7 @@ class Exchange:
         except ChallengeError as exc:
             raise ServerError(
                 f"{server} answered 402 with an unreadable challenge: {exc}", status_code=402
-            ) from None
+            ) from exc
         return challenge
 
     @staticmethod
@@ -352,7 +352,7 @@ class Exchange:
             raise PaymentError(f"cannot pay with scheme {requirement.scheme!r}")
         try:
             return scheme.sign_payment(self.account, requirement, challenge, now=int(self.clock()))
-        except ValueError as exc:
+        except ValueError as exc:  # no cause kept: it comes from the signing code (key material)
             raise PaymentError(f"cannot sign a payment for these terms: {exc}") from None
 
     def _settled(

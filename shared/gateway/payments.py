@@ -156,7 +156,7 @@ def settlement(
     try:
         payload = decode_header(value)
     except HeaderDecodeError as exc:
-        raise PaymentInvalid(f"invalid_payment_header: {exc}") from None
+        raise PaymentInvalid(f"invalid_payment_header: {exc}") from exc
     version, got = scheme.X402_VERSION, payload.get("x402Version")
     _require(got == version, f"unsupported_x402_version: {got!r}, this gateway speaks {version}")
     read = {exact: _exact_terms, exact_v2: _exact_v2_terms}.get(scheme, _upto_terms)
@@ -164,7 +164,7 @@ def settlement(
         signed_from, nonce, terms, (valid_after, valid_until) = read(payload, entry)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = f"{type(exc).__name__}: {exc}"
-        raise PaymentInvalid(f"invalid_payload: missing or malformed field ({problem})") from None
+        raise PaymentInvalid(f"invalid_payload: missing or malformed field ({problem})") from exc
     for got, expected, reason in terms:
         _require(_same(got, expected), f"{reason}: {got!r}, expected {expected!r}")
     _require(valid_after <= now, f"not_yet_valid: valid after {valid_after}, now {now}")
@@ -172,8 +172,8 @@ def settlement(
     requirement = requirement_of(entry, version)
     try:
         payer = scheme.recover_payer(payload, requirement)
-    except Exception:  # noqa: BLE001 - any garbled signature is simply invalid
-        raise PaymentInvalid("invalid_signature: the signature cannot be recovered") from None
+    except Exception as exc:  # noqa: BLE001 - any garbled signature is simply invalid
+        raise PaymentInvalid("invalid_signature: the signature cannot be recovered") from exc
     _require(_same(payer, signed_from), "invalid_signature: it does not recover to 'from'")
     paid = Settlement(
         payer=payer,

@@ -120,7 +120,7 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
+        raise BadRequest(f"malformed JSON body: {exc}") from exc
     _require(isinstance(body, dict), "the request body must be a JSON object")
     model = _model_name(body.get("model"))
     if completion:
@@ -138,7 +138,7 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     settlement = headers.get("x-settlement-type") or "settle-batch"
     try:
         return body, model, x402SettlementMode.parse(settlement).value
-    except ValueError:
+    except ValueError as exc:
         v1, v2 = zip(*SETTLEMENT_WIRE_VALUES.values(), strict=True)
         names = f"{', '.join(v1)} (v1) or {', '.join(v2)} (v2)"
-        raise BadRequest(f"unknown X-SETTLEMENT-TYPE {settlement!r}; use {names}") from None
+        raise BadRequest(f"unknown X-SETTLEMENT-TYPE {settlement!r}; use {names}") from exc

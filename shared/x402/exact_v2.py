@@ -163,6 +163,7 @@ def sign_payment(
     try:
         inner, nonce_text, expires_at = sign(account, requirement, now, nonce)
     except (KeyError, TypeError, OverflowError) as exc:
+        # no cause kept: it comes from the signing code (key material)
         raise ValueError(f"the exact requirement cannot be signed: {exc}") from None
     payload = v2_envelope(inner, requirement, challenge)
     return SignedPayment(
