@@ -28,7 +28,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	@$(PY) -m ruff check shared langchain_opengradient llamaindex_opengradient tests benchmarks examples
 	@$(PY) -m ruff format --check shared langchain_opengradient llamaindex_opengradient tests benchmarks examples
-	@$(PY) -m mypy shared langchain_opengradient llamaindex_opengradient
+	@$(PY) -m mypy -p opengradient_shared -p langchain_opengradient -p llamaindex_opengradient
 
 clean:
 	rm -rf $(VENV) build *.egg-info

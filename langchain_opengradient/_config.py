@@ -18,6 +18,7 @@ from opengradient_shared.settings import (
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
+    ClientOption,
     build_client,
 )
 from opengradient_shared.types import x402SettlementMode
@@ -111,7 +112,9 @@ class OpenGradientSettings(BaseModel):
     stream_verification: Literal["incremental", "buffer"] = "incremental"
     """Streams: text chunks as they arrive, verified at the end ("incremental"), or no chunk
     (and no callback) until the proof verified ("buffer"). Tool-call chunks always wait."""
-    client: Any = Field(default=None, exclude=True)
+    allow_unknown_models: bool = False
+    """Let a model the gateway does not list through (else refused before paying)."""
+    client: ClientOption = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 
     _llm: Any = PrivateAttr(default=None)

@@ -29,9 +29,9 @@ from opengradient_shared.settings import (
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
+    ClientOption,
     build_client,
 )
-from opengradient_shared.types import TextGenerationOutput, TextGenerationStream
 from opengradient_shared.types import x402SettlementMode as _Mode
 from pydantic import (
     AliasChoices,
@@ -182,7 +182,11 @@ class OpenGradient(FunctionCallingLLM):
         description="Request options of every call: 'stop' (a list of strings) and "
         "'response_format' (chat calls only: the completion endpoint takes no format).",
     )
-    client: Any = Field(
+    allow_unknown_models: bool = Field(
+        default=False,
+        description="Let a model the gateway does not list through (else refused before paying).",
+    )
+    client: ClientOption = Field(
         default=None, exclude=True, description="An existing opengradient_shared.LLM to use."
     )
 
@@ -370,7 +374,6 @@ class OpenGradient(FunctionCallingLLM):
     def _stream(self, args: dict[str, Any]) -> Iterator[tuple[ChatStream, Any]]:
         """Send a streaming chat (when iteration starts) and yield the fold with each chunk."""
         stream = self.transport.chat(**args, stream=True)
-        assert isinstance(stream, TextGenerationStream)
         fold = ChatStream(self.model)
         try:
             for chunk in stream:
@@ -383,7 +386,6 @@ class OpenGradient(FunctionCallingLLM):
         """Chat; ``kwargs``: tools (OpenAI dicts or LlamaIndex tools), tool_choice,
         response_format, stop, temperature, max_tokens."""
         output = self.transport.chat(**self._chat_args(messages, kwargs))
-        assert isinstance(output, TextGenerationOutput)
         return self._seen(chat_response(output, self.model))
 
     @llm_chat_callback()
@@ -412,7 +414,6 @@ class OpenGradient(FunctionCallingLLM):
 
     async def _astream(self, args: dict[str, Any]) -> AsyncIterator[tuple[ChatStream, Any]]:
         stream = await self.transport.achat(**args, stream=True)
-        assert isinstance(stream, TextGenerationStream)
         fold = ChatStream(self.model)
         try:
             async for chunk in stream:
@@ -424,7 +425,6 @@ class OpenGradient(FunctionCallingLLM):
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async :meth:`chat`."""
         output = await self.transport.achat(**self._chat_args(messages, kwargs))
-        assert isinstance(output, TextGenerationOutput)
         return self._seen(chat_response(output, self.model))
 
     @llm_chat_callback()

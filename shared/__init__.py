@@ -23,6 +23,7 @@ from .errors import (
     VerificationError,
 )
 from .types import (
+    SERVED_MODELS,
     TEE_LLM,
     PaymentReceipt,
     StreamChoice,
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LLM",
+    "SERVED_MODELS",
     "TEE_LLM",
     "AuthenticationError",
     "InvalidRequestError",

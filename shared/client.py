@@ -13,7 +13,7 @@ import math
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from eth_account.signers.local import LocalAccount
 
@@ -32,7 +32,15 @@ from .retry import RetryPolicy
 from .settings import server_url as _server_url
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import STREAM_VERIFICATION_MODES, StreamAssembler
-from .types import TEE_LLM, StreamChunk, TeeProof, TextGenerationOutput, TextGenerationStream
+from .types import (
+    DEPRECATED_MODELS,
+    TEE_LLM,
+    StreamChunk,
+    TeeProof,
+    TextGenerationOutput,
+    TextGenerationStream,
+    is_known_model,
+)
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
 from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
@@ -113,6 +121,9 @@ class LLM:
       stream is verified at its end, tool-call chunks are held until then) or ``"buffer"``
       (no chunk until the proof verified); ``max_stream_event_bytes`` (default 1 MiB): a
       larger stream event ends the stream with ``StreamInterruptedError``.
+    - ``allow_unknown_models``: by default a model OpenGradient's gateway does not serve
+      (:data:`~.types.SERVED_MODELS`) is refused before anything is paid, because the gateway
+      verifies the payment before it looks at the model; True lets a newer model through.
     """
 
     def __init__(
@@ -137,6 +148,7 @@ class LLM:
         stream_verification: str = "incremental",
         max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
         max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        allow_unknown_models: bool = False,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -155,6 +167,7 @@ class LLM:
                 f"max_retries must be a non-negative integer, got {max_retries!r}"
             )
         self.max_retries = max_retries
+        self.allow_unknown_models = bool(allow_unknown_models)
         if payment_policy is not None and not isinstance(payment_policy, PaymentPolicy):
             raise InvalidRequestError("payment_policy must be a PaymentPolicy")
         policy = payment_policy or PaymentPolicy(
@@ -236,6 +249,60 @@ class LLM:
 
     # -- seed API ----------------------------------------------------------------------------
 
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: Literal[False] = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput: ...
+
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        *,
+        stream: Literal[True],
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationStream: ...
+
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: bool = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput | TextGenerationStream: ...
+
     def chat(
         self,
         model: TEE_LLM | str,
@@ -266,6 +333,7 @@ class LLM:
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
             x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
+        self._check_model(prepared)
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         delivery = self._run(self._exchange.flow(server, prepared), seconds)
@@ -299,8 +367,63 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
+        self._check_model(prepared)
         delivery = self._run(self._exchange.flow(self._url, prepared), self._call_timeout(timeout))
         return self._output(prepared, delivery)
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: Literal[False] = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput: ...
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        *,
+        stream: Literal[True],
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationStream: ...
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: bool = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput | TextGenerationStream: ...
 
     async def achat(
         self,
@@ -324,6 +447,7 @@ class LLM:
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
             x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
+        self._check_model(prepared)
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         delivery = await self._arun(self._exchange.flow(server, prepared), seconds)
@@ -353,6 +477,7 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
+        self._check_model(prepared)
         delivery = await self._arun(
             self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
         )
@@ -401,6 +526,20 @@ class LLM:
             raise
         except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
             raise _unreadable(exc) from None
+
+    def _check_model(self, prepared: protocol.PreparedRequest) -> None:
+        """Refuse, before anything is paid, a model the gateway does not serve (it would take
+        the payment and then answer 400), unless ``allow_unknown_models``."""
+        name = str(prepared.body["model"])
+        if self.allow_unknown_models or is_known_model(name):
+            return
+        retired = {old.split("/", 1)[1]: new for old, new in DEPRECATED_MODELS.values()}
+        hint = f" (use TEE_LLM.{retired[name]})" if name in retired else ""
+        raise InvalidRequestError(
+            f"model {name!r} is not one OpenGradient's gateway serves{hint}; it would verify "
+            "the payment first and then refuse the model. Pick a TEE_LLM member, or pass "
+            "LLM(..., allow_unknown_models=True) for a model newer than this package."
+        )
 
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)

@@ -71,7 +71,7 @@ def test_roles_text_and_tool_turns_map_to_openai_dicts() -> None:
     ]
     assert to_openai_messages(messages) == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "line one\ntwo"},
+        {"role": "user", "content": "line onetwo"},  # blocks joined by the shared join_text
         {"role": "assistant", "content": "", "tool_calls": [CALL]},
         {"role": "tool", "content": "18 C", "tool_call_id": "call_1"},
         {"role": "assistant", "content": "It is 18 C.", "name": "bot"},
