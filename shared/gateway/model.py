@@ -49,7 +49,7 @@ _NUMBER_KEYS = frozenset(
     ["price", "amount", "total", "score", "rating", "temperature", "weight", "height", "width"]
 )
 _LISTED_KEYS = re.compile(
-    r"\b(?:keys|fields|properties)\s*:?\s*([A-Za-z_]\w*(?:\s*(?:,|and|&)\s*[A-Za-z_]\w*)+)"
+    r"\b(?:keys|fields|properties)\s*:?\s*([A-Za-z_]\w*(?:\s*(?:,|\band\b|&)\s*[A-Za-z_]\w*)+)"
 )
 
 
