@@ -208,6 +208,7 @@ def test_chat_response_carries_text_calls_proof_receipt_usage_and_raw() -> None:
             "transaction": "0xtx",
             "session_id": None,
             "new_payment": True,
+            "cost": None,
         },
         "payment_hash": "0xhash",
         "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
