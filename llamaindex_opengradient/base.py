@@ -281,6 +281,13 @@ class OpenGradient(FunctionCallingLLM):
             model_name=self.model,
         )
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "OpenGradient holds a wallet key and a live transport and cannot be pickled; "
+            "build a new one from its settings where you need it (copy.deepcopy shares the "
+            "transport)"
+        )
+
     @property
     def transport(self) -> LLM:
         """The ``opengradient_shared.LLM`` this model calls."""

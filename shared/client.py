@@ -10,22 +10,29 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 
 from . import protocol
 from ._async import AsyncDriver
 from ._sync import SyncDriver
-from .errors import InvalidRequestError
+from .errors import (
+    InvalidRequestError,
+    OpenGradientError,
+    ServerError,
+    StreamInterruptedError,
+    excerpt,
+)
 from .exchange import Delivery, Exchange
 from .retry import RetryPolicy
-from .stream import StreamAssembler
-from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
+from .settings import server_url as _server_url
+from .sse import DEFAULT_MAX_EVENT_BYTES
+from .stream import STREAM_VERIFICATION_MODES, StreamAssembler
+from .types import TEE_LLM, StreamChunk, TeeProof, TextGenerationOutput, TextGenerationStream
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
 from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
@@ -33,19 +40,9 @@ from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
 __all__ = ["LLM", "PaymentPolicy", "VerificationPolicy", "VerificationWarning"]
 
 _NO_TOOLS: tuple[dict[str, Any], ...] = ()
-
-
-def _server_url(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(
-            f"{name} is empty; pass the gateway URL, e.g. 'https://host:port'"
-        )
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
-        )
-    return value.strip().rstrip("/")
+DEFAULT_MAX_PROOF_AGE_SECONDS = 300.0
+"""Proofs older than this (seconds) fail verification unless ``max_proof_age_seconds`` says
+otherwise."""
 
 
 def _timeout(value: Any, name: str = "timeout") -> float:
@@ -56,6 +53,36 @@ def _timeout(value: Any, name: str = "timeout") -> float:
     return float(value)
 
 
+def _broken(exc: Exception) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        f"the stream could not be read ({type(exc).__name__}: {excerpt(str(exc), 200)})"
+    )
+
+
+def _guarded(chunks: Generator[StreamChunk, None, None]) -> Generator[StreamChunk, None, None]:
+    """``chunks``, with anything but an ``OpenGradientError`` raised as a
+    :class:`StreamInterruptedError` (the funnel for what the driver does not map)."""
+    try:
+        yield from chunks
+    except OpenGradientError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from exc
+
+
+async def _aguarded(chunks: AsyncGenerator[StreamChunk, None]) -> AsyncGenerator[StreamChunk, None]:
+    """Async :func:`_guarded`."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except OpenGradientError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from exc
+    finally:
+        await chunks.aclose()
+
+
 class LLM:
     """LLM chat and completion via TEE-verified execution with x402 payments.
 
@@ -63,13 +90,22 @@ class LLM:
     streaming URL defaults to the plain one. Keyword-only options:
 
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
-      429/502/503/504; a retry resends the same signed payment);
+      429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
+      an open session is resent only if it cannot have reached the server (the gateway bills
+      every try), unless ``retry_session_requests=True``;
     - the payment policy: ``max_payment`` (base units per call, or per session in generation 2;
-      None = one whole token), ``allowed_networks``, ``allowed_assets``, ``allowed_payees``,
-      ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
+      None = one whole token of an asset whose decimals are known, any other asset refused),
+      ``allowed_networks``, ``allowed_assets``, ``allowed_payees``, ``max_validity_seconds``,
+      ``budget`` (total base units per asset this client may ever authorize; None = no limit)
+      — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
-      ``GET /signing-key``.
+      ``GET /signing-key``; ``max_proof_age_seconds`` (default 300, None: no limit): older
+      proofs, and proofs dated more than 60 s ahead, fail verification;
+    - ``stream_verification``: ``"incremental"`` (default; text chunks as they arrive, the
+      stream is verified at its end, tool-call chunks are held until then) or ``"buffer"``
+      (no chunk until the proof verified); ``max_stream_event_bytes`` (default 1 MiB): a
+      larger stream event ends the stream with ``StreamInterruptedError``.
     """
 
     def __init__(
@@ -85,10 +121,15 @@ class LLM:
         allowed_assets: Iterable[str] | None = None,
         allowed_payees: Iterable[str] | None = None,
         max_validity_seconds: int = 3600,
+        budget: int | None = None,
         verification: VerificationPolicy | str = VerificationPolicy.RAISE,
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
+        retry_session_requests: bool = False,
+        stream_verification: str = "incremental",
+        max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
+        max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -115,13 +156,36 @@ class LLM:
             allowed_assets=allowed_assets,
             allowed_payees=allowed_payees,
             max_validity_seconds=max_validity_seconds,
+            budget=budget,
         )
         self._exchange = Exchange(
             account=wallet_account,
             policy=policy,
             verification=VerificationPolicy.parse(verification),
             anchor=TrustAnchor(tee_public_key, tee_id),
+            retry_session_requests=bool(retry_session_requests),
         )
+        if stream_verification not in STREAM_VERIFICATION_MODES:
+            raise InvalidRequestError(
+                f"stream_verification {stream_verification!r} is unknown; use 'incremental' "
+                "(text as it arrives, verified at the end) or 'buffer' (nothing until verified)"
+            )
+        self.stream_verification = stream_verification
+        self.max_proof_age_seconds = (
+            None
+            if max_proof_age_seconds is None
+            else _timeout(max_proof_age_seconds, "max_proof_age_seconds")
+        )
+        if (
+            isinstance(max_stream_event_bytes, bool)
+            or not isinstance(max_stream_event_bytes, int)
+            or max_stream_event_bytes < 1024
+        ):
+            raise InvalidRequestError(
+                f"max_stream_event_bytes must be an integer of at least 1024, "
+                f"got {max_stream_event_bytes!r}"
+            )
+        self.max_stream_event_bytes = max_stream_event_bytes
         retry = RetryPolicy(max_retries=max_retries)
         self._sync = SyncDriver(retry)
         self._async = AsyncDriver(retry)
@@ -150,6 +214,19 @@ class LLM:
             f"verification={self.verification.value!r})"
         )
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "an opengradient_shared.LLM holds a wallet key and live connections and cannot be "
+            "pickled; build a new LLM from its settings where you need one"
+        )
+
+    def __copy__(self) -> LLM:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LLM:
+        """The same client: copies of a model share its transport (and never copy the key)."""
+        return self
+
     # -- seed API ----------------------------------------------------------------------------
 
     def chat(
@@ -165,6 +242,7 @@ class LLM:
         stream: bool = False,
         *,
         response_format: dict[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> TextGenerationOutput | TextGenerationStream:
         """Chat with ``model`` inside the TEE, paying with x402.
@@ -173,17 +251,20 @@ class LLM:
         the verified ``tee_proof``, the ``payment`` receipt, ``payment_hash``), or with
         ``stream=True`` a :class:`TextGenerationStream` of :class:`StreamChunk` whose final
         chunk carries usage, proof and receipt. Raises an ``OpenGradientError`` subclass.
+        ``max_tokens=None`` sends no cap (the server's default applies); ``extra_body`` adds
+        fields of the gateway's OpenAI schema (``protocol.EXTRA_CHAT_FIELDS``: top_p, n,
+        seed, presence_penalty, frequency_penalty, logit_bias, user).
         """
         prepared = protocol.prepare_chat(
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-            x402_settlement_mode, stream, response_format,
+            x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
         if stream:
             response = delivery.response.stream
-            chunks = self._sync.stream(response, self._assembler(prepared, delivery))
+            chunks = _guarded(self._sync.stream(response, self._assembler(prepared, delivery)))
 
             def close() -> None:
                 chunks.close()
@@ -229,20 +310,21 @@ class LLM:
         stream: bool = False,
         *,
         response_format: dict[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> TextGenerationOutput | TextGenerationStream:
         """Async :meth:`chat`. With ``stream=True``, awaiting sends the request (and pays);
         iterate the returned stream with ``async for``."""
         prepared = protocol.prepare_chat(
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-            x402_settlement_mode, stream, response_format,
+            x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
         if stream:
             response = delivery.response.stream
-            chunks = self._async.stream(response, self._assembler(prepared, delivery))
+            chunks = _aguarded(self._async.stream(response, self._assembler(prepared, delivery)))
 
             async def aclose() -> None:
                 await chunks.aclose()
@@ -312,21 +394,37 @@ class LLM:
             request_hash=prepared.request_hash,
             output_hash=output_hash,
             key_problem=delivery.key_problem,
+            now=self._exchange.clock(),
+            max_age_seconds=self.max_proof_age_seconds,
         )
 
     def _assembler(self, prepared: protocol.PreparedRequest, delivery: Delivery) -> StreamAssembler:
         return StreamAssembler(
-            partial(self._check, prepared, delivery), delivery.receipt, delivery.payment_hash
+            partial(self._check, prepared, delivery),
+            delivery.receipt,
+            delivery.payment_hash,
+            mode=self.stream_verification,
+            max_event_bytes=self.max_stream_event_bytes,
         )
 
     def _output(
         self, prepared: protocol.PreparedRequest, delivery: Delivery
     ) -> TextGenerationOutput:
         body = delivery.response.body
-        answer = (
-            protocol.parse_completion(body) if prepared.completion else protocol.parse_chat(body)
-        )
-        proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        try:
+            answer = (
+                protocol.parse_completion(body)
+                if prepared.completion
+                else protocol.parse_chat(body)
+            )
+            proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel: anything else is a bug, reported as such
+            raise ServerError(
+                f"the server's answer could not be read ({type(exc).__name__}: "
+                f"{excerpt(str(exc), 200)})"
+            ) from exc
         return TextGenerationOutput(
             transaction_hash="external",
             finish_reason=answer.finish_reason,

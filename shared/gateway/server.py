@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..attestation import ATTESTATION_PATH
 from .app import INFERENCE_PATHS, Gateway, Reply
 
 MAX_BODY_BYTES = 8 * 2**20  # larger bodies get 413
@@ -47,11 +48,24 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 2**16  # a reply goes out in one write when complete (SSE: one per event)
     disable_nagle_algorithm = True  # and at once, not after the client's delayed ACK
     server: GatewayServer
+    swallow_after = False
 
     def setup(self) -> None:
         """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
         super().setup()
         self.connection.settimeout(self.server.gateway.socket_timeout)
+
+    def handle(self) -> None:
+        """Serve the connection's requests; after a streamed answer, behave as the real gateway
+        (Flask behind werkzeug) does: the answer said ``Connection: close`` (second of two
+        Connection headers), and whatever the client still sends on this socket is read and
+        dropped, unanswered, until the client closes or ``socket_timeout`` passes."""
+        self.swallow_after = False
+        super().handle()
+        if self.swallow_after:
+            with contextlib.suppress(OSError):
+                while self.rfile.read1(65536):
+                    pass
 
     def handle_one_request(self) -> None:
         """The next request must arrive whole within ``socket_timeout``."""
@@ -73,8 +87,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
-        pages = {"/health": gateway.health, "/signing-key": gateway.signer.signing_key_info}
-        if self.path in pages:
+        pages = {"/health": gateway.health, "/signing-key": gateway.signing_key}
+        path, _, query = self.path.partition("?")
+        if path == ATTESTATION_PATH:
+            self._send(gateway.attestation(query))
+        elif self.path in pages:
             self._send(Reply(200, pages[self.path]()))
         elif self.path in INFERENCE_PATHS:
             self._send(Reply(405, {"error": f"{self.path} takes POST"}, {"Allow": "POST"}))
@@ -116,16 +133,20 @@ class _Handler(BaseHTTPRequestHandler):
         ``data: [DONE]``) each sent at once, chunked on HTTP/1.1 to keep the connection."""
         stream = reply.events is not None
         chunked = stream and self.request_version == "HTTP/1.1"
-        data = json.dumps(reply.body).encode()
-        self.close_connection = self.close_connection or (stream and not chunked)
+        text = reply.text is not None
+        data = reply.text.encode() if reply.text is not None else json.dumps(reply.body).encode()
         self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+        kind = "text/event-stream" if stream else "text/plain" if text else "application/json"
+        self.send_header("Content-Type", kind)
         for name, value in reply.headers.items():
             self.send_header(name, value)
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         elif not stream:
             self.send_header("Content-Length", str(len(data)))
+        if stream:  # the app's header, then werkzeug's (protocol.md section 9)
+            self.send_header("Connection", "keep-alive")
+            self.close_connection = self.swallow_after = True
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

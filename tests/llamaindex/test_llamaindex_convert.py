@@ -209,6 +209,8 @@ def test_chat_response_carries_text_calls_proof_receipt_usage_and_raw() -> None:
             "session_id": None,
             "new_payment": True,
             "cost": None,
+            "authorized_total": 0,
+            "budget_remaining": None,
         },
         "payment_hash": "0xhash",
         "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
