@@ -61,6 +61,10 @@ _COMPLETION_OPTIONS = frozenset({"stop", "temperature", "max_tokens"})
 _EXTRA_OPTIONS = frozenset({"stop", "response_format"})
 _Response = TypeVar("_Response", ChatResponse, CompletionResponse)
 _NO_LIMIT = -1  # metadata.num_output without max_tokens, as LlamaIndex's OpenAI LLM says it
+# What max_tokens=None sends on the completion endpoint: the cap OpenGradient's gateway applies
+# to a chat call without one (sending none gets the completions schema's default, 16 tokens);
+# the same as langchain_opengradient's OpenGradientLLM.
+UNSET_COMPLETION_MAX_TOKENS = 4096
 
 
 def _from_env(name: str) -> Any:
@@ -109,10 +113,12 @@ class OpenGradient(FunctionCallingLLM):
     verification policy). The transport is built once, at construction: missing or bad
     settings raise ``ValueError`` there, naming the setting and never the key.
 
-    ``max_tokens`` is None by default: no cap (``metadata.num_output`` is then -1, as for
-    LlamaIndex's ``OpenAI``). An answer cut at ``max_tokens`` has ``finish_reason`` "length" in
-    ``additional_kwargs`` and warns once per model. The proofs of the answers behind a query
-    engine, chat engine or agent: ``collect_proofs()`` (see :class:`ProofCollector`).
+    ``max_tokens`` is None by default: chat sends no cap (``metadata.num_output`` is then -1, as
+    for LlamaIndex's ``OpenAI``); ``complete`` sends 4096 (:data:`UNSET_COMPLETION_MAX_TOKENS`),
+    not the completion endpoint's default of 16. An answer cut at ``max_tokens`` has
+    ``finish_reason`` "length" in ``additional_kwargs`` and warns once per model. The proofs of
+    the answers behind a query engine, chat engine or agent: ``collect_proofs()`` (see
+    :class:`ProofCollector`).
 
     ``complete``/``acomplete`` use OpenGradient's completion endpoint. That endpoint does not
     stream, so ``stream_complete``/``astream_complete`` stream a chat of one user message (the
@@ -329,8 +335,9 @@ class OpenGradient(FunctionCallingLLM):
             "temperature": options.get("temperature", self.temperature),
             "x402_settlement_mode": self.settlement_mode,
             "timeout": self.timeout,
-            "max_tokens": options.get("max_tokens", self.max_tokens),  # None: no cap
         }
+        max_tokens = options.get("max_tokens", self.max_tokens)
+        args["max_tokens"] = UNSET_COMPLETION_MAX_TOKENS if max_tokens is None else max_tokens
         return args
 
     def _formatted(self, prompt: str, formatted: bool) -> str:
