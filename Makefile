@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing opengradient-llm-integrations[all,examples,dev] ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install -q --disable-pip-version-check -e ".[all,examples,dev]" 2>&1 | grep -v '^WARNING: Location' || true
+	@# setuptools' editable build tells "Editable installation ..." as a UserWarning: informational only
+	@PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q --disable-pip-version-check -e ".[all,examples,dev]" 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c "import opengradient_shared, langchain_core, llama_index.core, langchain_tests" \
 		|| (echo "[setup] installation failed"; exit 1)
 	@touch $(STAMP)

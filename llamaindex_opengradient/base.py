@@ -61,6 +61,10 @@ _COMPLETION_OPTIONS = frozenset({"stop", "temperature", "max_tokens"})
 _EXTRA_OPTIONS = frozenset({"stop", "response_format"})
 _Response = TypeVar("_Response", ChatResponse, CompletionResponse)
 _NO_LIMIT = -1  # metadata.num_output without max_tokens, as LlamaIndex's OpenAI LLM says it
+# What max_tokens=None sends on the completion endpoint: the cap OpenGradient's gateway applies
+# to a chat call without one (sending none gets the completions schema's default, 16 tokens);
+# the same as langchain_opengradient's OpenGradientLLM.
+UNSET_COMPLETION_MAX_TOKENS = 4096
 
 
 def _from_env(name: str) -> Any:
@@ -103,10 +107,18 @@ class OpenGradient(FunctionCallingLLM):
     Configuration by argument first, then environment: ``private_key``
     (``OPENGRADIENT_PRIVATE_KEY``; alias ``api_key``; hex text or bytes), ``base_url``
     (``OPENGRADIENT_LLM_URL``), ``streaming_url`` (``OPENGRADIENT_LLM_STREAMING_URL``, default
-    ``base_url``), ``max_payment`` (``OPENGRADIENT_MAX_PAYMENT``, base units per call). Or pass
+    ``base_url``), ``max_payment`` (``OPENGRADIENT_MAX_PAYMENT``, base units per call, or per
+    session in generation 2). Or pass
     an existing transport as ``client`` (it then supplies key, URLs, retries and payment and
     verification policy). The transport is built once, at construction: missing or bad
     settings raise ``ValueError`` there, naming the setting and never the key.
+
+    ``max_tokens`` is None by default: chat sends no cap (``metadata.num_output`` is then -1, as
+    for LlamaIndex's ``OpenAI``); ``complete`` sends 4096 (:data:`UNSET_COMPLETION_MAX_TOKENS`),
+    not the completion endpoint's default of 16. An answer cut at ``max_tokens`` has
+    ``finish_reason`` "length" in ``additional_kwargs`` and warns once per model. The proofs of
+    the answers behind a query engine, chat engine or agent: ``collect_proofs()`` (see
+    :class:`ProofCollector`).
 
     ``complete``/``acomplete`` use OpenGradient's completion endpoint. That endpoint does not
     stream, so ``stream_complete``/``astream_complete`` stream a chat of one user message (the
@@ -161,7 +173,8 @@ class OpenGradient(FunctionCallingLLM):
     max_payment: int | None = Field(
         default_factory=_from_env(MAX_PAYMENT_ENV),
         validate_default=True,
-        description="Most base units paid per call (OPENGRADIENT_MAX_PAYMENT).",
+        description="Most base units one call (generation 1) or one session (generation 2) "
+        "may draw (OPENGRADIENT_MAX_PAYMENT; None: one whole token).",
     )
     allowed_networks: list[str] | None = None
     allowed_assets: list[str] | None = None
@@ -331,8 +344,9 @@ class OpenGradient(FunctionCallingLLM):
             "temperature": options.get("temperature", self.temperature),
             "x402_settlement_mode": self.settlement_mode,
             "timeout": self.timeout,
-            "max_tokens": options.get("max_tokens", self.max_tokens),  # None: no cap
         }
+        max_tokens = options.get("max_tokens", self.max_tokens)
+        args["max_tokens"] = UNSET_COMPLETION_MAX_TOKENS if max_tokens is None else max_tokens
         return args
 
     def _formatted(self, prompt: str, formatted: bool) -> str:
