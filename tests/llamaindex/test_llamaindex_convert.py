@@ -20,8 +20,8 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.tools import FunctionTool
 from opengradient_shared import InvalidRequestError
 from opengradient_shared.types import (
-    PaymentReceipt,
     TEE_LLM,
+    PaymentReceipt,
     StreamChoice,
     StreamChunk,
     StreamDelta,
