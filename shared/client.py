@@ -10,6 +10,7 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 from functools import partial
 from types import TracebackType
@@ -22,6 +23,7 @@ from ._async import AsyncDriver
 from ._sync import SyncDriver
 from .errors import InvalidRequestError
 from .exchange import Delivery, Exchange
+from .limits import DEFAULT_MAX_RESPONSE_BYTES, stream_end
 from .retry import RetryPolicy
 from .settings import server_url as _server_url
 from .stream import StreamAssembler
@@ -49,6 +51,9 @@ class LLM:
     ``LLM(wallet_account, og_llm_server_url, og_llm_streaming_server_url)`` as in the seed; the
     streaming URL defaults to the plain one. Keyword-only options:
 
+    - ``max_response_bytes`` (the largest answer read, streamed or not; default 8 MiB) and
+      ``deadline`` (seconds for a whole call, every try and a stream to its end included;
+      default: none for plain calls, and ``timeout × (max_retries + 1)`` for a stream);
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
       429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
       an open session is resent only if it cannot have reached the server (the gateway bills
@@ -82,6 +87,8 @@ class LLM:
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
         retry_session_requests: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -100,6 +107,16 @@ class LLM:
                 f"max_retries must be a non-negative integer, got {max_retries!r}"
             )
         self.max_retries = max_retries
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise InvalidRequestError(
+                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
+            )
+        self.max_response_bytes = max_response_bytes
+        self.deadline = None if deadline is None else _timeout(deadline, "deadline")
         if payment_policy is not None and not isinstance(payment_policy, PaymentPolicy):
             raise InvalidRequestError("payment_policy must be a PaymentPolicy")
         policy = payment_policy or PaymentPolicy(
@@ -118,8 +135,8 @@ class LLM:
             retry_session_requests=bool(retry_session_requests),
         )
         retry = RetryPolicy(max_retries=max_retries)
-        self._sync = SyncDriver(retry)
-        self._async = AsyncDriver(retry)
+        self._sync = SyncDriver(retry, max_response_bytes=max_response_bytes)
+        self._async = AsyncDriver(retry, max_response_bytes=max_response_bytes)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -188,10 +205,11 @@ class LLM:
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
-        delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
+        end = self._end(seconds, stream)
+        delivery = self._sync.run(self._exchange.flow(server, prepared), seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = self._sync.stream(response, self._assembler(prepared, delivery))
+            chunks = self._sync.stream(response, self._assembler(prepared, delivery), end)
 
             def close() -> None:
                 chunks.close()
@@ -219,8 +237,9 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
+        seconds = self._call_timeout(timeout)
         delivery = self._sync.run(
-            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
+            self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
         )
         return self._output(prepared, delivery)
 
@@ -247,10 +266,11 @@ class LLM:
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
-        delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
+        end = self._end(seconds, stream)
+        delivery = await self._async.run(self._exchange.flow(server, prepared), seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = self._async.stream(response, self._assembler(prepared, delivery))
+            chunks = self._async.stream(response, self._assembler(prepared, delivery), end)
 
             async def aclose() -> None:
                 await chunks.aclose()
@@ -274,8 +294,9 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
+        seconds = self._call_timeout(timeout)
         delivery = await self._async.run(
-            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
+            self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
         )
         return self._output(prepared, delivery)
 
@@ -309,6 +330,13 @@ class LLM:
 
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)
+
+    def _end(self, seconds: float, stream: bool) -> float | None:
+        """The ``time.monotonic`` instant the call must be over by, or None (no bound
+        beyond ``timeout`` per try)."""
+        if self.deadline is None and not stream:
+            return None
+        return stream_end(time.monotonic(), seconds, self.max_retries, self.deadline)
 
     def _check(
         self, prepared: protocol.PreparedRequest, delivery: Delivery, fields: Any, output_hash: str
