@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from harness import MESSAGES, MODEL, within
+from hostile import HostileServer, Reply, chat_events, sse_event
 from opengradient_shared import (
     LLM,
     NetworkError,
@@ -21,8 +22,6 @@ from opengradient_shared import (
     StreamInterruptedError,
     TextGenerationOutput,
 )
-
-from hostile import HostileServer, Reply, chat_events, sse_event
 
 LIMIT = 1024 * 1024  # the tests' max_response_bytes: 1 MiB
 HUGE = 500 * 1024 * 1024  # what the server claims or would send: 500 MB
