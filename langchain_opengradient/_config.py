@@ -72,6 +72,9 @@ class OpenGradientSettings(BaseModel):
     """What a failed TEE proof does: raise ``VerificationError``, warn, or nothing."""
     tee_public_key: str | None = None
     """The trusted TEE's PEM public key (None: fetched once from the server)."""
+    stream_verification: Literal["incremental", "buffer"] = "incremental"
+    """Streams: text chunks as they arrive, verified at the end ("incremental"), or no chunk
+    (and no callback) until the proof verified ("buffer"). Tool-call chunks always wait."""
     client: Any = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 

@@ -170,6 +170,11 @@ class OpenGradient(FunctionCallingLLM):
     tee_public_key: str | None = Field(
         default=None, description="The trusted TEE's PEM key (None: fetched once)."
     )
+    stream_verification: Literal["incremental", "buffer"] = Field(
+        default="incremental",
+        description="Streams: text as it arrives, verified at the end ('incremental'), or "
+        "nothing until the proof verified ('buffer'). Tool-call chunks always wait.",
+    )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Request options of every call: 'stop' (a list of strings) and "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -21,13 +21,20 @@ from eth_account.signers.local import LocalAccount
 from . import protocol
 from ._async import AsyncDriver
 from ._sync import SyncDriver
-from .errors import InvalidRequestError
-from .exchange import Delivery, Exchange
+from .errors import (
+    InvalidRequestError,
+    OpenGradientError,
+    ServerError,
+    StreamInterruptedError,
+    excerpt,
+)
+from .exchange import Delivery, Exchange, Flow
 from .limits import DEFAULT_MAX_RESPONSE_BYTES, stream_end
 from .retry import RetryPolicy
 from .settings import server_url as _server_url
-from .stream import StreamAssembler
-from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
+from .sse import DEFAULT_MAX_EVENT_BYTES
+from .stream import STREAM_VERIFICATION_MODES, StreamAssembler
+from .types import TEE_LLM, StreamChunk, TeeProof, TextGenerationOutput, TextGenerationStream
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
 from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
@@ -35,6 +42,9 @@ from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
 __all__ = ["LLM", "PaymentPolicy", "VerificationPolicy", "VerificationWarning"]
 
 _NO_TOOLS: tuple[dict[str, Any], ...] = ()
+DEFAULT_MAX_PROOF_AGE_SECONDS = 300.0
+"""Proofs older than this (seconds) fail verification unless ``max_proof_age_seconds`` says
+otherwise."""
 
 
 def _timeout(value: Any, name: str = "timeout") -> float:
@@ -43,6 +53,43 @@ def _timeout(value: Any, name: str = "timeout") -> float:
     if math.isinf(value):
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def _unreadable(exc: Exception) -> ServerError:
+    return ServerError(
+        f"the exchange with the server failed unexpectedly ({type(exc).__name__}: "
+        f"{excerpt(str(exc), 200)})"
+    )
+
+
+def _broken(exc: Exception) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        f"the stream could not be read ({type(exc).__name__}: {excerpt(str(exc), 200)})"
+    )
+
+
+def _guarded(chunks: Generator[StreamChunk, None, None]) -> Generator[StreamChunk, None, None]:
+    """``chunks``, with anything but an ``OpenGradientError`` raised as a
+    :class:`StreamInterruptedError` (the funnel for what the driver does not map)."""
+    try:
+        yield from chunks
+    except OpenGradientError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from exc
+
+
+async def _aguarded(chunks: AsyncGenerator[StreamChunk, None]) -> AsyncGenerator[StreamChunk, None]:
+    """Async :func:`_guarded`."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except OpenGradientError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from exc
+    finally:
+        await chunks.aclose()
 
 
 class LLM:
@@ -65,7 +112,12 @@ class LLM:
       — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
-      ``GET /signing-key``.
+      ``GET /signing-key``; ``max_proof_age_seconds`` (default 300, None: no limit): older
+      proofs, and proofs dated more than 60 s ahead, fail verification;
+    - ``stream_verification``: ``"incremental"`` (default; text chunks as they arrive, the
+      stream is verified at its end, tool-call chunks are held until then) or ``"buffer"``
+      (no chunk until the proof verified); ``max_stream_event_bytes`` (default 1 MiB): a
+      larger stream event ends the stream with ``StreamInterruptedError``.
     """
 
     def __init__(
@@ -89,6 +141,9 @@ class LLM:
         retry_session_requests: bool = False,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         deadline: float | None = None,
+        stream_verification: str = "incremental",
+        max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
+        max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -134,6 +189,27 @@ class LLM:
             anchor=TrustAnchor(tee_public_key, tee_id),
             retry_session_requests=bool(retry_session_requests),
         )
+        if stream_verification not in STREAM_VERIFICATION_MODES:
+            raise InvalidRequestError(
+                f"stream_verification {stream_verification!r} is unknown; use 'incremental' "
+                "(text as it arrives, verified at the end) or 'buffer' (nothing until verified)"
+            )
+        self.stream_verification = stream_verification
+        self.max_proof_age_seconds = (
+            None
+            if max_proof_age_seconds is None
+            else _timeout(max_proof_age_seconds, "max_proof_age_seconds")
+        )
+        if (
+            isinstance(max_stream_event_bytes, bool)
+            or not isinstance(max_stream_event_bytes, int)
+            or max_stream_event_bytes < 1024
+        ):
+            raise InvalidRequestError(
+                f"max_stream_event_bytes must be an integer of at least 1024, "
+                f"got {max_stream_event_bytes!r}"
+            )
+        self.max_stream_event_bytes = max_stream_event_bytes
         retry = RetryPolicy(max_retries=max_retries)
         self._sync = SyncDriver(retry, max_response_bytes=max_response_bytes)
         self._async = AsyncDriver(retry, max_response_bytes=max_response_bytes)
@@ -206,10 +282,10 @@ class LLM:
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         end = self._end(seconds, stream)
-        delivery = self._sync.run(self._exchange.flow(server, prepared), seconds, end)
+        delivery = self._run(self._exchange.flow(server, prepared), seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = self._sync.stream(response, self._assembler(prepared, delivery), end)
+            chunks = _guarded(self._sync.stream(response, self._assembler(prepared, delivery), end))
 
             def close() -> None:
                 chunks.close()
@@ -238,7 +314,7 @@ class LLM:
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
         seconds = self._call_timeout(timeout)
-        delivery = self._sync.run(
+        delivery = self._run(
             self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
         )
         return self._output(prepared, delivery)
@@ -267,10 +343,12 @@ class LLM:
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
         end = self._end(seconds, stream)
-        delivery = await self._async.run(self._exchange.flow(server, prepared), seconds, end)
+        delivery = await self._arun(self._exchange.flow(server, prepared), seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = self._async.stream(response, self._assembler(prepared, delivery), end)
+            chunks = _aguarded(
+                self._async.stream(response, self._assembler(prepared, delivery), end)
+            )
 
             async def aclose() -> None:
                 await chunks.aclose()
@@ -295,7 +373,7 @@ class LLM:
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
         seconds = self._call_timeout(timeout)
-        delivery = await self._async.run(
+        delivery = await self._arun(
             self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
         )
         return self._output(prepared, delivery)
@@ -328,6 +406,22 @@ class LLM:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _run(self, flow: Flow, seconds: float, end: float | None = None) -> Delivery:
+        try:
+            return self._sync.run(flow, seconds, end)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
+            raise _unreadable(exc) from None
+
+    async def _arun(self, flow: Flow, seconds: float, end: float | None = None) -> Delivery:
+        try:
+            return await self._async.run(flow, seconds, end)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
+            raise _unreadable(exc) from None
+
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)
 
@@ -348,21 +442,37 @@ class LLM:
             request_hash=prepared.request_hash,
             output_hash=output_hash,
             key_problem=delivery.key_problem,
+            now=self._exchange.clock(),
+            max_age_seconds=self.max_proof_age_seconds,
         )
 
     def _assembler(self, prepared: protocol.PreparedRequest, delivery: Delivery) -> StreamAssembler:
         return StreamAssembler(
-            partial(self._check, prepared, delivery), delivery.receipt, delivery.payment_hash
+            partial(self._check, prepared, delivery),
+            delivery.receipt,
+            delivery.payment_hash,
+            mode=self.stream_verification,
+            max_event_bytes=self.max_stream_event_bytes,
         )
 
     def _output(
         self, prepared: protocol.PreparedRequest, delivery: Delivery
     ) -> TextGenerationOutput:
         body = delivery.response.body
-        answer = (
-            protocol.parse_completion(body) if prepared.completion else protocol.parse_chat(body)
-        )
-        proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        try:
+            answer = (
+                protocol.parse_completion(body)
+                if prepared.completion
+                else protocol.parse_chat(body)
+            )
+            proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel: anything else is a bug, reported as such
+            raise ServerError(
+                f"the server's answer could not be read ({type(exc).__name__}: "
+                f"{excerpt(str(exc), 200)})"
+            ) from exc
         return TextGenerationOutput(
             transaction_hash="external",
             finish_reason=answer.finish_reason,

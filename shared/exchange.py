@@ -34,6 +34,7 @@ from .errors import (
     PaymentRejectedError,
     ServerError,
     VerificationError,
+    excerpt,
 )
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
@@ -445,14 +446,19 @@ def _receipt(
     return PaymentReceipt(
         x402_version=requirement.x402_version,
         scheme=requirement.scheme,
-        network=str(settled.get("network") or requirement.network),
+        network=_text(settled.get("network")) or requirement.network,
         asset=requirement.asset,
         amount=payment.amount,
-        payer=str(settled.get("payer") or payment.payer),
+        payer=_text(settled.get("payer")) or payment.payer,
         pay_to=requirement.pay_to,
-        success=bool(settled.get("success", True)),
-        transaction=settled.get("transaction"),
+        success=settled.get("success") is not False,
+        transaction=_text(settled.get("transaction")),
         new_payment=new_payment,
         authorized_total=authorized_total,
         budget_remaining=budget_remaining,
     )
+
+
+def _text(value: Any) -> str | None:
+    """A receipt header's string field, escaped and bounded (None when not a string)."""
+    return excerpt(value, 200) if isinstance(value, str) and value else None

@@ -114,6 +114,8 @@ class AdapterSettings(Protocol):
     def verification(self) -> str: ...
     @property
     def tee_public_key(self) -> str | None: ...
+    @property
+    def stream_verification(self) -> str: ...
 
 
 def build_client(settings: AdapterSettings) -> LLM:
@@ -148,6 +150,7 @@ def build_client(settings: AdapterSettings) -> LLM:
         "allowed_payees": settings.allowed_payees,
         "verification": settings.verification,
         "tee_public_key": settings.tee_public_key,
+        "stream_verification": settings.stream_verification,
     }
     return LLM(
         account_from_key(key.get_secret_value() if key is not None else None),

@@ -204,32 +204,11 @@ class StreamChunk:
 
     @classmethod
     def from_sse_data(cls, data: dict[str, Any]) -> StreamChunk:
-        """Build a chunk from one decoded SSE ``data:`` JSON object."""
-        choices = [
-            StreamChoice(
-                delta=StreamDelta(
-                    content=(choice.get("delta") or {}).get("content"),
-                    role=(choice.get("delta") or {}).get("role"),
-                    tool_calls=(choice.get("delta") or {}).get("tool_calls"),
-                ),
-                index=int(choice.get("index", 0) or 0),
-                finish_reason=choice.get("finish_reason"),
-            )
-            for choice in data.get("choices") or []
-        ]
-        raw_usage = data.get("usage")
-        usage = (
-            Usage(
-                prompt_tokens=int(raw_usage.get("prompt_tokens", 0) or 0),
-                completion_tokens=int(raw_usage.get("completion_tokens", 0) or 0),
-                total_tokens=int(raw_usage.get("total_tokens", 0) or 0),
-            )
-            if isinstance(raw_usage, dict)
-            else None
-        )
-        is_final = any(c.finish_reason for c in choices) or "tee_signature" in data
-        model = str(data.get("model", ""))
-        return cls(choices=choices, model=model, usage=usage, is_final=is_final)
+        """Build a chunk from one decoded SSE ``data:`` JSON object, read strictly as the
+        client reads streams (choice 0 only; raises ``MalformedAnswerError`` when malformed)."""
+        from .protocol import StreamAccumulator, stream_chunk  # protocol imports this module
+
+        return stream_chunk(StreamAccumulator().add(data))
 
 
 @dataclass
