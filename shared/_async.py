@@ -21,7 +21,9 @@ from .errors import NetworkError, ServerError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    READ_CHUNK,
+    BoundedDecoder,
+    LimitExceeded,
+    UndecodableBody,
     deadline_passed,
     remaining,
     stream_too_large,
@@ -149,11 +151,17 @@ class AsyncDriver:
         announced = answer.headers.get("Content-Length", "")
         if announced.isdigit() and int(announced) > self._max_bytes:
             raise ServerError(too_large(url, self._max_bytes, int(announced)))
+        if announced.isdigit() and not answer.headers.get("Content-Encoding"):
+            return await answer.aread()  # framed by its length, which is within the limit
         body = bytearray()
-        async for data in answer.aiter_bytes(READ_CHUNK):
-            body += data
-            if len(body) > self._max_bytes:
-                raise ServerError(too_large(url, self._max_bytes))
+        try:  # raw bytes, inflated here within the limit (httpx would inflate a chunk whole)
+            decoder = BoundedDecoder(answer.headers.get("Content-Encoding"), self._max_bytes)
+            async for data in answer.aiter_raw():
+                body += decoder.feed(data)
+        except LimitExceeded:
+            raise ServerError(too_large(url, self._max_bytes)) from None
+        except UndecodableBody as exc:
+            raise ServerError(f"the answer of {url} cannot be read: {exc}") from None
         return bytes(body)
 
     async def stream(
@@ -161,9 +169,9 @@ class AsyncDriver:
     ) -> AsyncGenerator[StreamChunk, None]:
         """The chunks of an open 200 stream, as its bytes arrive; at most
         ``max_response_bytes`` in all, and over by ``end`` (the call's deadline)."""
-        received = 0
-        pieces = response.aiter_bytes()
+        pieces = response.aiter_raw()
         try:
+            decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
             while True:
                 try:
                     if end is None:
@@ -177,13 +185,14 @@ class AsyncDriver:
                     raise StreamInterruptedError(
                         deadline_passed(str(response.url), stream=True)
                     ) from None
-                received += len(data)
-                if received > self._max_bytes:
-                    raise StreamInterruptedError(stream_too_large(self._max_bytes))
-                for chunk in assembler.feed(data):
+                for chunk in assembler.feed(decoder.feed(data)):
                     yield chunk
             for chunk in assembler.end():
                 yield chunk
+        except LimitExceeded:
+            raise StreamInterruptedError(stream_too_large(self._max_bytes)) from None
+        except UndecodableBody as exc:
+            raise StreamInterruptedError(f"the stream cannot be read: {exc}") from None
         except httpx.TransportError as exc:
             raise StreamInterruptedError(
                 f"the stream broke before it ended ({_describe(exc)}); retry the call"

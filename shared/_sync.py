@@ -23,6 +23,9 @@ from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .limits import (
     DEFAULT_MAX_RESPONSE_BYTES,
     READ_CHUNK,
+    BoundedDecoder,
+    LimitExceeded,
+    UndecodableBody,
     deadline_passed,
     remaining,
     stream_too_large,
@@ -42,6 +45,7 @@ from .types import StreamChunk
 _log = logging.getLogger("opengradient_shared.client")
 POOL_SIZE = 64
 _FAILURES = (
+    urllib3.exceptions.HTTPError,  # raw reads: ProtocolError, ReadTimeoutError, DecodeError
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
@@ -174,11 +178,17 @@ class SyncDriver:
         announced = answer.headers.get("Content-Length", "")
         if announced.isdigit() and int(announced) > self._max_bytes:
             raise ServerError(too_large(url, self._max_bytes, int(announced)))
+        if announced.isdigit() and not answer.headers.get("Content-Encoding"):
+            return answer.content  # framed by its length, which is within the limit
         body = bytearray()
-        for data in answer.iter_content(chunk_size=READ_CHUNK):
-            body += data
-            if len(body) > self._max_bytes:
-                raise ServerError(too_large(url, self._max_bytes))
+        try:
+            decoder = BoundedDecoder(answer.headers.get("Content-Encoding"), self._max_bytes)
+            for data in _raw_pieces(answer):
+                body += decoder.feed(data)
+        except LimitExceeded:
+            raise ServerError(too_large(url, self._max_bytes)) from None
+        except UndecodableBody as exc:
+            raise ServerError(f"the answer of {url} cannot be read: {exc}") from None
         return bytes(body)
 
     def stream(
@@ -188,16 +198,17 @@ class SyncDriver:
         ``max_response_bytes`` in all, and over by ``end`` (the call's deadline)."""
         sock = getattr(getattr(response.raw, "connection", None), "sock", None)
         watch = watch_socket(end, sock) if end is not None and sock is not None else None
-        received = 0
         try:
-            for data in response.iter_content(chunk_size=None):
-                received += len(data)
-                if received > self._max_bytes:
-                    raise StreamInterruptedError(stream_too_large(self._max_bytes))
-                yield from assembler.feed(data)
+            decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
+            for data in _raw_pieces(response):
+                yield from assembler.feed(decoder.feed(data))
             if watch is not None and watch.fired:
                 raise StreamInterruptedError(deadline_passed(response.url, stream=True))
             yield from assembler.end()
+        except LimitExceeded:
+            raise StreamInterruptedError(stream_too_large(self._max_bytes)) from None
+        except UndecodableBody as exc:
+            raise StreamInterruptedError(f"the stream cannot be read: {exc}") from None
         except _FAILURES as exc:
             if watch is not None and watch.fired:
                 raise StreamInterruptedError(deadline_passed(response.url, stream=True)) from None
@@ -214,6 +225,16 @@ class SyncDriver:
         self._session.close()
 
 
+def _raw_pieces(answer: requests.Response) -> Generator[bytes, None, None]:
+    """The body's raw (undecoded) bytes as they arrive, whatever its framing (length, chunked
+    or until close): each read returns what is there, never waiting to fill a buffer."""
+    while True:
+        data = answer.raw.read1(READ_CHUNK, decode_content=False)
+        if not data:
+            return
+        yield data
+
+
 def _never_connected(exc: BaseException) -> bool:
     """Whether ``exc`` is a failure to connect (the request surely never left)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -226,5 +247,6 @@ def _never_connected(exc: BaseException) -> bool:
 def _describe(exc: BaseException, cut: bool = False, timeout: float = 0.0) -> str:
     if cut:
         return f"timed out: no complete answer within {timeout:g} s"
-    kind = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
+    timed_out = isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError)
+    kind = "timed out" if timed_out else type(exc).__name__
     return f"{kind}: {str(exc)[:200]}" if str(exc) else kind

@@ -11,10 +11,59 @@ sooner).
 from __future__ import annotations
 
 import time
+import zlib
+from typing import Any
 
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 """8 MiB: far above any answer of ``max_tokens`` an LLM gateway sends, far below harm."""
 READ_CHUNK = 64 * 1024
+
+
+class LimitExceeded(Exception):
+    """More than the limit was decoded."""
+
+
+class UndecodableBody(Exception):
+    """The body's ``Content-Encoding`` is unknown or its bytes do not inflate."""
+
+
+class BoundedDecoder:
+    """Decodes a body as its raw bytes arrive (identity, gzip or deflate), never producing more
+    than ``limit`` bytes in all: a small compressed body that would inflate past the limit
+    raises :class:`LimitExceeded` after at most ``limit + 1`` inflated bytes."""
+
+    def __init__(self, encoding: str | None, limit: int) -> None:
+        name = (encoding or "").strip().lower()
+        self._inflater: Any = None
+        if name in ("gzip", "x-gzip", "deflate"):
+            self._inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header
+        elif name not in ("", "identity"):
+            raise UndecodableBody(f"the answer is compressed with {name[:40]!r}, not decoded here")
+        self.limit = limit
+        self.total = 0
+
+    def feed(self, raw: bytes) -> bytes:
+        """The decoded bytes of ``raw`` (raises past the limit)."""
+        out = raw if self._inflater is None else self._inflate(raw)
+        self.total += len(out)
+        if self.total > self.limit:
+            raise LimitExceeded
+        return out
+
+    def _inflate(self, raw: bytes) -> bytes:
+        out = bytearray()
+        data = raw
+        try:
+            while True:
+                room = self.limit - self.total - len(out) + 1
+                out += self._inflater.decompress(data, room)
+                if self.total + len(out) > self.limit:
+                    raise LimitExceeded
+                data = self._inflater.unconsumed_tail
+                if not data:
+                    return bytes(out)
+        except zlib.error:
+            raise UndecodableBody("the compressed answer does not inflate") from None
 
 
 def remaining(timeout: float, end: float | None) -> float | None:

@@ -6,6 +6,8 @@ deadline, in both drivers and through LangChain. Nothing is signed in any of the
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import itertools
 import time
 import tracemalloc
@@ -110,6 +112,29 @@ def test_default_limit_cuts_a_500_mb_answer(hostile: HostileServer, account: Any
     assert spy.calls == 0
 
 
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_compressed_bomb_is_cut_by_its_decoded_size(
+    hostile: HostileServer, account: Any, spy: Any, driver: str
+) -> None:
+    """A small gzip body (20 KB on the wire) that inflates to 20 MiB: its Content-Length is
+    under the limit, yet only the decoded bytes count."""
+    bomb = gzip.compress(b"\0" * (20 * LIMIT))
+    assert len(bomb) < LIMIT
+    hostile.script(Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
+    llm = LLM(account, hostile.url, max_response_bytes=LIMIT, timeout=5, max_retries=0)
+    call = (
+        (lambda: llm.chat(MODEL, MESSAGES))
+        if driver == "sync"
+        else (lambda: asyncio.run(llm.achat(MODEL, MESSAGES)))
+    )
+    with within(5 + MARGIN):
+        error, peak = _traced(call)
+    assert isinstance(error, ServerError) and "max_response_bytes" in str(error)
+    assert peak < 8 * LIMIT, f"peak {peak} bytes"
+    assert spy.calls == 0
+    llm.close()
+
+
 def test_answer_under_the_limit_is_read(hostile: HostileServer, account: Any) -> None:
     """Control: an honest answer of a few hundred bytes passes a limit just above it."""
     hostile.script(hostile.signed_chat("small and honest"))
@@ -159,6 +184,51 @@ async def test_async_endless_stream_is_cut_at_the_limit(
         async for _ in stream:
             pass
     await llm.aclose()
+
+
+STREAM_FLOODS = [
+    pytest.param(lambda: _flood(), id="chunked"),
+    pytest.param(
+        lambda: Reply(
+            headers={"Content-Type": "text/event-stream"},
+            pieces=itertools.repeat(EVENT),
+            framing="close",
+        ),
+        id="until-close",
+    ),
+    pytest.param(
+        lambda: Reply(
+            headers={"Content-Type": "text/event-stream", "Content-Encoding": "gzip"},
+            body=gzip.compress(EVENT * (20 * LIMIT // len(EVENT))),
+        ),
+        id="gzip-bomb",
+    ),
+]
+
+
+@pytest.mark.parametrize("make_reply", STREAM_FLOODS)
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_stream_flood_is_cut_with_bounded_memory(
+    hostile: HostileServer, account: Any, make_reply: Any, driver: str
+) -> None:
+    hostile.script(make_reply())
+    llm = LLM(account, hostile.url, max_response_bytes=LIMIT, timeout=5, deadline=30)
+
+    def read() -> None:
+        for _ in llm.chat(MODEL, MESSAGES, stream=True):
+            pass
+
+    async def aread() -> None:
+        stream = await llm.achat(MODEL, MESSAGES, stream=True)
+        async for _ in stream:
+            pass
+
+    with within(30 + MARGIN):
+        error, peak = _traced(read if driver == "sync" else lambda: asyncio.run(aread()))
+    assert isinstance(error, StreamInterruptedError), error
+    assert "max_response_bytes" in str(error)
+    assert peak < 8 * LIMIT, f"peak {peak} bytes"
+    llm.close()
 
 
 def test_dripping_stream_ends_by_the_default_deadline(hostile: HostileServer, account: Any) -> None:
