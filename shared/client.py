@@ -10,6 +10,7 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
@@ -28,6 +29,7 @@ from .errors import (
     excerpt,
 )
 from .exchange import Delivery, Exchange, Flow
+from .limits import DEFAULT_MAX_RESPONSE_BYTES, stream_end
 from .retry import RetryPolicy
 from .settings import server_url as _server_url
 from .sse import DEFAULT_MAX_EVENT_BYTES
@@ -104,6 +106,9 @@ class LLM:
     ``LLM(wallet_account, og_llm_server_url, og_llm_streaming_server_url)`` as in the seed; the
     streaming URL defaults to the plain one. Keyword-only options:
 
+    - ``max_response_bytes`` (the largest answer read, streamed or not; default 8 MiB) and
+      ``deadline`` (seconds for a whole call, every try and a stream to its end included;
+      default: none for plain calls, and ``timeout × (max_retries + 1)`` for a stream);
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
       429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
       an open session is resent only if it cannot have reached the server (the gateway bills
@@ -145,6 +150,8 @@ class LLM:
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
         retry_session_requests: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
         stream_verification: str = "incremental",
         max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
         max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -168,6 +175,16 @@ class LLM:
             )
         self.max_retries = max_retries
         self.allow_unknown_models = bool(allow_unknown_models)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise InvalidRequestError(
+                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
+            )
+        self.max_response_bytes = max_response_bytes
+        self.deadline = None if deadline is None else _timeout(deadline, "deadline")
         if payment_policy is not None and not isinstance(payment_policy, PaymentPolicy):
             raise InvalidRequestError("payment_policy must be a PaymentPolicy")
         policy = payment_policy or PaymentPolicy(
@@ -207,8 +224,8 @@ class LLM:
             )
         self.max_stream_event_bytes = max_stream_event_bytes
         retry = RetryPolicy(max_retries=max_retries)
-        self._sync = SyncDriver(retry)
-        self._async = AsyncDriver(retry)
+        self._sync = SyncDriver(retry, max_response_bytes=max_response_bytes)
+        self._async = AsyncDriver(retry, max_response_bytes=max_response_bytes)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -336,10 +353,11 @@ class LLM:
         self._check_model(prepared)
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
-        delivery = self._run(self._exchange.flow(server, prepared), seconds)
+        end = self._end(seconds, stream)
+        delivery = self._run(self._exchange.flow(server, prepared), seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = _guarded(self._sync.stream(response, self._assembler(prepared, delivery)))
+            chunks = _guarded(self._sync.stream(response, self._assembler(prepared, delivery), end))
 
             def close() -> None:
                 chunks.close()
@@ -368,7 +386,10 @@ class LLM:
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
         self._check_model(prepared)
-        delivery = self._run(self._exchange.flow(self._url, prepared), self._call_timeout(timeout))
+        seconds = self._call_timeout(timeout)
+        delivery = self._run(
+            self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
+        )
         return self._output(prepared, delivery)
 
     @overload
@@ -450,10 +471,13 @@ class LLM:
         self._check_model(prepared)
         seconds = self._call_timeout(timeout)
         server = self._stream_url if stream else self._url
-        delivery = await self._arun(self._exchange.flow(server, prepared), seconds)
+        end = self._end(seconds, stream)
+        delivery = await self._arun(self._exchange.flow(server, prepared), seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = _aguarded(self._async.stream(response, self._assembler(prepared, delivery)))
+            chunks = _aguarded(
+                self._async.stream(response, self._assembler(prepared, delivery), end)
+            )
 
             async def aclose() -> None:
                 await chunks.aclose()
@@ -478,8 +502,9 @@ class LLM:
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
         self._check_model(prepared)
+        seconds = self._call_timeout(timeout)
         delivery = await self._arun(
-            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
+            self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
         )
         return self._output(prepared, delivery)
 
@@ -511,17 +536,17 @@ class LLM:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _run(self, flow: Flow, seconds: float) -> Delivery:
+    def _run(self, flow: Flow, seconds: float, end: float | None = None) -> Delivery:
         try:
-            return self._sync.run(flow, seconds)
+            return self._sync.run(flow, seconds, end)
         except OpenGradientError:
             raise
         except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
             raise _unreadable(exc) from None
 
-    async def _arun(self, flow: Flow, seconds: float) -> Delivery:
+    async def _arun(self, flow: Flow, seconds: float, end: float | None = None) -> Delivery:
         try:
-            return await self._async.run(flow, seconds)
+            return await self._async.run(flow, seconds, end)
         except OpenGradientError:
             raise
         except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
@@ -543,6 +568,13 @@ class LLM:
 
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)
+
+    def _end(self, seconds: float, stream: bool) -> float | None:
+        """The ``time.monotonic`` instant the call must be over by, or None (no bound
+        beyond ``timeout`` per try)."""
+        if self.deadline is None and not stream:
+            return None
+        return stream_end(time.monotonic(), seconds, self.max_retries, self.deadline)
 
     def _check(
         self, prepared: protocol.PreparedRequest, delivery: Delivery, fields: Any, output_hash: str
