@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 from langchain_core.messages import BaseMessage
 from langchain_core.utils import from_env, secret_from_env
 from opengradient_shared.settings import (
+    BUDGET_ENV,
     KEY_ENV,
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
     ClientOption,
     build_client,
+    not_a_flag,
 )
 from opengradient_shared.types import x402SettlementMode
 from pydantic import (
@@ -29,6 +31,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_validator,
 )
 from pydantic import model_validator as _model_validator
@@ -114,6 +117,23 @@ class OpenGradientSettings(BaseModel):
     (and no callback) until the proof verified ("buffer"). Tool-call chunks always wait."""
     allow_unknown_models: bool = False
     """Let a model the gateway does not list through (else refused before paying)."""
+    budget: int | None = Field(
+        default_factory=from_env(BUDGET_ENV, default=None), validate_default=True, ge=0
+    )
+    """Most base units (per asset) the transport may ever authorize, over all calls
+    (``OPENGRADIENT_BUDGET``; None: no limit). Models sharing a transport share it."""
+    deadline: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Seconds for a whole call, every try and a stream to its end included (None: the
+    transport's: none for plain calls, ``timeout × (max_retries + 1)`` for a stream)."""
+    max_response_bytes: int | None = Field(default=None, gt=0)
+    """The largest answer read, streamed or not (None: the transport's 8 MiB)."""
+    retry_session_requests: bool = False
+    """Resend a generation-2 session request that may have reached the server (billed per
+    try); by default it is not resent."""
+    max_proof_age_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Proofs older than this fail verification (None: the transport's 300 s)."""
+    max_stream_event_bytes: int | None = Field(default=None, ge=1024)
+    """The largest stream event; a larger one ends the stream (None: the transport's 1 MiB)."""
     client: ClientOption = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 
@@ -247,6 +267,18 @@ class OpenGradientSettings(BaseModel):
             "settlement_mode": self.settlement_mode.value,
             "verification": self.verification,
         }
+
+    @field_validator(
+        "budget",
+        "deadline",
+        "max_response_bytes",
+        "max_proof_age_seconds",
+        "max_stream_event_bytes",
+        mode="before",
+    )
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> Any:
+        return not_a_flag(value, str(info.field_name))
 
     @field_validator("private_key", mode="before")
     @classmethod

@@ -25,12 +25,14 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from opengradient_shared.errors import InvalidRequestError
 from opengradient_shared.settings import (
+    BUDGET_ENV,
     KEY_ENV,
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
     ClientOption,
     build_client,
+    not_a_flag,
 )
 from opengradient_shared.types import x402SettlementMode as _Mode
 from pydantic import (
@@ -108,7 +110,9 @@ class OpenGradient(FunctionCallingLLM):
     (``OPENGRADIENT_PRIVATE_KEY``; alias ``api_key``; hex text or bytes), ``base_url``
     (``OPENGRADIENT_LLM_URL``), ``streaming_url`` (``OPENGRADIENT_LLM_STREAMING_URL``, default
     ``base_url``), ``max_payment`` (``OPENGRADIENT_MAX_PAYMENT``, base units per call, or per
-    session in generation 2). Or pass
+    session in generation 2), ``budget`` (``OPENGRADIENT_BUDGET``, base units over all calls);
+    the transport's limits ``deadline``, ``max_response_bytes``, ``retry_session_requests``,
+    ``max_proof_age_seconds`` and ``max_stream_event_bytes`` (None: its defaults). Or pass
     an existing transport as ``client`` (it then supplies key, URLs, retries and payment and
     verification policy). The transport is built once, at construction: missing or bad
     settings raise ``ValueError`` there, naming the setting and never the key.
@@ -199,6 +203,39 @@ class OpenGradient(FunctionCallingLLM):
         default=False,
         description="Let a model the gateway does not list through (else refused before paying).",
     )
+    budget: int | None = Field(
+        default_factory=_from_env(BUDGET_ENV),
+        validate_default=True,
+        ge=0,
+        description="Most base units (per asset) the transport may ever authorize, over all "
+        "calls (OPENGRADIENT_BUDGET; None: no limit). Models sharing a transport share it.",
+    )
+    deadline: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds for a whole call, every try and a stream to its end included "
+        "(None: the transport's: none for plain calls, timeout x (max_retries + 1) for a stream).",
+    )
+    max_response_bytes: int | None = Field(
+        default=None, gt=0, description="The largest answer read (None: the transport's 8 MiB)."
+    )
+    retry_session_requests: bool = Field(
+        default=False,
+        description="Resend a generation-2 session request that may have reached the server "
+        "(billed per try); by default it is not resent.",
+    )
+    max_proof_age_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Proofs older than this fail verification (None: the transport's 300 s).",
+    )
+    max_stream_event_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="The largest stream event; a larger one ends the stream (None: 1 MiB).",
+    )
     client: ClientOption = Field(
         default=None, exclude=True, description="An existing opengradient_shared.LLM to use."
     )
@@ -236,6 +273,18 @@ class OpenGradient(FunctionCallingLLM):
         if value is not None and value < 0:
             raise ValueError(f"{info.field_name} must be 0 or more, got {value!r}")
         return value
+
+    @field_validator(
+        "budget",
+        "deadline",
+        "max_response_bytes",
+        "max_proof_age_seconds",
+        "max_stream_event_bytes",
+        mode="before",
+    )
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> Any:
+        return not_a_flag(value, str(info.field_name))
 
     @field_validator("private_key", mode="before")
     @classmethod

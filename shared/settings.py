@@ -26,6 +26,7 @@ KEY_ENV = "OPENGRADIENT_PRIVATE_KEY"
 URL_ENV = "OPENGRADIENT_LLM_URL"
 STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
 MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
+BUDGET_ENV = "OPENGRADIENT_BUDGET"
 
 if TYPE_CHECKING:
     ClientOption: TypeAlias = "LLM | None"
@@ -67,6 +68,14 @@ def server_url(value: Any, name: str, env: str | None = None) -> str:
 def base_url(value: str | None, name: str, env: str) -> str:
     """:func:`server_url` for an adapter setting read from ``env`` when unset."""
     return server_url(value, name, env)
+
+
+def not_a_flag(value: Any, name: str) -> Any:
+    """``value`` unchanged, unless it is a bool given for the numeric setting ``name``
+    (``True`` would otherwise pass as 1): then a ``ValueError`` naming the setting."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    return value
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
@@ -129,6 +138,18 @@ class AdapterSettings(Protocol):
     def stream_verification(self) -> str: ...
     @property
     def allow_unknown_models(self) -> bool: ...
+    @property
+    def budget(self) -> int | None: ...
+    @property
+    def deadline(self) -> float | None: ...
+    @property
+    def max_response_bytes(self) -> int | None: ...
+    @property
+    def retry_session_requests(self) -> bool: ...
+    @property
+    def max_proof_age_seconds(self) -> float | None: ...
+    @property
+    def max_stream_event_bytes(self) -> int | None: ...
 
 
 _TRANSPORTS: weakref.WeakValueDictionary[tuple[Any, ...], LLM] = weakref.WeakValueDictionary()
@@ -157,6 +178,9 @@ def build_client(settings: AdapterSettings) -> LLM:
     ``with_config``, ``configurable_fields`` or ``copy.deepcopy`` pay no extra unpaid round
     trip. The cache holds transports weakly and is keyed on a keyed hash of the wallet key,
     never the key itself.
+
+    A ``budget`` belongs to the transport, so models sharing one also share its budget: a copy
+    of a model cannot spend the budget a second time.
 
     Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the setting at
     fault, never the key.
@@ -188,6 +212,12 @@ def build_client(settings: AdapterSettings) -> LLM:
         "tee_public_key": settings.tee_public_key,
         "stream_verification": settings.stream_verification,
         "allow_unknown_models": settings.allow_unknown_models,
+        "budget": settings.budget,
+        "deadline": settings.deadline,
+        "max_response_bytes": settings.max_response_bytes,
+        "retry_session_requests": settings.retry_session_requests,
+        "max_proof_age_seconds": settings.max_proof_age_seconds,
+        "max_stream_event_bytes": settings.max_stream_event_bytes,
     }
     options = {name: value for name, value in options.items() if value is not None}
     cache_key = (
