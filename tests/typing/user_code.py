@@ -33,6 +33,26 @@ completion_model = OpenGradientLLM(model="openai/gpt-4.1-2025-04-14", private_ke
 llama = OpenGradient(
     model="openai/gpt-4.1-2025-04-14", private_key=KEY, base_url=URL, max_tokens=64
 )
+# the transport's limits as fields (README "Configuration")
+guarded_chat = ChatOpenGradient(
+    model="openai/gpt-4.1-2025-04-14",
+    private_key=KEY,
+    base_url=URL,
+    budget=50_000,
+    deadline=30.0,
+    max_response_bytes=1_048_576,
+)
+guarded_llama = OpenGradient(
+    model="openai/gpt-4.1-2025-04-14",
+    private_key=KEY,
+    base_url=URL,
+    budget=50_000,
+    max_proof_age_seconds=120.0,
+    max_stream_event_bytes=65_536,
+    retry_session_requests=False,
+)
+spending_cap: int | None = guarded_chat.budget
+stream_cap: float | None = guarded_llama.deadline
 transport = LLM(Account.create(), URL, URL, max_payment=10_000)
 
 
