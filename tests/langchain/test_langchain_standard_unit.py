@@ -33,6 +33,7 @@ class TestChatOpenGradientUnit(ChatModelUnitTests):
                 "OPENGRADIENT_LLM_URL": _URL,
                 "OPENGRADIENT_LLM_STREAMING_URL": "http://127.0.0.1:10",
                 "OPENGRADIENT_MAX_PAYMENT": "5000",
+                "OPENGRADIENT_BUDGET": "20000",
             },
             {"model": "openai/gpt-4.1-2025-04-14"},
             {
@@ -40,6 +41,7 @@ class TestChatOpenGradientUnit(ChatModelUnitTests):
                 "base_url": _URL,
                 "streaming_url": "http://127.0.0.1:10",
                 "max_payment": 5000,
+                "budget": 20000,
             },
         )
 

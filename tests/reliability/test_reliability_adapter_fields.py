@@ -217,7 +217,7 @@ def test_max_proof_age_seconds_refuses_an_older_proof(
     hostile.script(answer, answer)
     assert _call(name, _model(name, hostile.url, account, max_retries=0)) == "an answer"
     strict = _model(name, hostile.url, account, max_retries=0, max_proof_age_seconds=60)
-    with pytest.raises(VerificationError):
+    with pytest.raises(VerificationError, match="max_proof_age_seconds=60"):
         _call(name, strict)
 
 
