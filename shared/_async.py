@@ -18,6 +18,7 @@ import httpx
 
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .pinning import Pins, origin_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -35,13 +36,27 @@ _LIMITS = httpx.Limits(max_connections=128, max_keepalive_connections=64)
 class AsyncDriver:
     """Sends requests with the retry policy and reads answers, one pool per event loop."""
 
-    def __init__(self, retry: RetryPolicy) -> None:
+    def __init__(self, retry: RetryPolicy, pins: Pins | None = None) -> None:
         self._retry = retry
+        self._pins = pins or Pins()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._clients = weakref.WeakKeyDictionary()
+        self._pinned: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, Any], httpx.AsyncClient]
+        ] = weakref.WeakKeyDictionary()
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self, url: str = "") -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
+        context = self._pins.context_for(url)
+        if context is not None:  # a pinned origin: its own client, trusting only the pin
+            clients = self._pinned.setdefault(loop, {})
+            key = (origin_of(url), context)
+            found = clients.get(key)
+            if found is None or found.is_closed:
+                found = clients[key] = httpx.AsyncClient(
+                    limits=_LIMITS, verify=context, trust_env=False
+                )
+            return found
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             client = httpx.AsyncClient(limits=_LIMITS, trust_env=True)
@@ -95,7 +110,7 @@ class AsyncDriver:
     async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
         # ``timeout`` bounds connecting, each read, and (by the deadline) the whole answer;
         # a stream's deadline ends when its headers arrive.
-        client = self._client()
+        client = self._client(request.url)
         built = client.build_request(
             request.method,
             request.url,
@@ -146,10 +161,13 @@ class AsyncDriver:
         client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
+        for pinned in self._pinned.pop(loop, {}).values():
+            await pinned.aclose()
 
     def forget(self) -> None:
         """Drop every pool without awaiting (for a sync ``close``; their loops own them)."""
         self._clients.clear()
+        self._pinned.clear()
 
 
 def _describe(exc: BaseException) -> str:

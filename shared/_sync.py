@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 import requests
 from requests.utils import get_environ_proxies
 
-from ._deadline import DeadlineAdapter, deadline
+from ._deadline import deadline
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .pinning import PinnedAdapter, Pins
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
@@ -71,10 +72,12 @@ class _Session(requests.Session):
 class SyncDriver:
     """Sends requests with the retry policy and reads answers, on one connection pool."""
 
-    def __init__(self, retry: RetryPolicy) -> None:
+    def __init__(self, retry: RetryPolicy, pins: Pins | None = None) -> None:
         self._retry = retry
         self._session = _Session()
-        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
+        adapter = PinnedAdapter(
+            pins or Pins(), pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0
+        )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 

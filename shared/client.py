@@ -21,11 +21,15 @@ from eth_account.signers.local import LocalAccount
 from . import protocol
 from ._async import AsyncDriver
 from ._sync import SyncDriver
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, NetworkError
 from .exchange import Delivery, Exchange
+from .network import FAILOVER_LIMIT, TeeNetwork, Watched, adrive, drive, origin_for_url
+from .network import rpc_unreachable as _rpc_unreachable
+from .pinning import Pins, certificate_der
+from .registry import RegistryError
 from .retry import RetryPolicy
 from .stream import StreamAssembler
-from .types import TEE_LLM, TeeProof, TextGenerationOutput, TextGenerationStream
+from .types import TEE_LLM, TeeOrigin, TeeProof, TextGenerationOutput, TextGenerationStream
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
 from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
@@ -60,7 +64,11 @@ class LLM:
     """LLM chat and completion via TEE-verified execution with x402 payments.
 
     ``LLM(wallet_account, og_llm_server_url, og_llm_streaming_server_url)`` as in the seed; the
-    streaming URL defaults to the plain one. Keyword-only options:
+    streaming URL defaults to the plain one. Without a server URL (``LLM(wallet_account)``)
+    the client uses OpenGradient's network: it finds the active LLM TEEs in the on-chain
+    registry (``rpc_url``, ``registry_address``; ``tee_id`` pins one), pins TLS to each one's
+    registered certificate, trusts its registered key and pays only its registered payment
+    address. Nothing is fetched before the first call. Keyword-only options:
 
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
       429/502/503/504; a retry resends the same signed payment);
@@ -69,13 +77,17 @@ class LLM:
       ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
-      ``GET /signing-key``.
+      ``GET /signing-key``; ``tls_certificate`` (PEM or DER) pins an https server URL's
+      certificate;
+    - OpenGradient's network (no server URL): ``rpc_url`` (default ``OPENGRADIENT_RPC_URL``,
+      else OpenGradient's devnet), ``registry_address`` (``OPENGRADIENT_REGISTRY_ADDRESS``,
+      else OpenGradient's registry), ``tee_id`` (use only this TEE).
     """
 
     def __init__(
         self,
         wallet_account: LocalAccount,
-        og_llm_server_url: str,
+        og_llm_server_url: str | None = None,
         og_llm_streaming_server_url: str | None = None,
         *,
         timeout: float = 60.0,
@@ -89,18 +101,44 @@ class LLM:
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
+        tls_certificate: str | bytes | None = None,
+        rpc_url: str | None = None,
+        registry_address: str | None = None,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
                 "wallet_account must be an eth_account LocalAccount (e.g. "
                 f"eth_account.Account.from_key(private_key)), got a {type(wallet_account).__name__}"
             )
-        self._url = _server_url(og_llm_server_url, "og_llm_server_url")
-        self._stream_url = (
-            self._url
-            if og_llm_streaming_server_url is None
-            else _server_url(og_llm_streaming_server_url, "og_llm_streaming_server_url")
-        )
+        self._pins = Pins()
+        self._network: TeeNetwork | None = None
+        if og_llm_server_url is None:  # OpenGradient's network, found in the registry
+            for name, given in (
+                ("og_llm_streaming_server_url", og_llm_streaming_server_url),
+                ("tee_public_key", tee_public_key),
+                ("tls_certificate", tls_certificate),
+            ):
+                if given is not None:
+                    raise InvalidRequestError(
+                        f"{name} needs a server URL; without one the TEE, its key and its "
+                        "certificate come from the registry (pin one TEE with tee_id)"
+                    )
+            self._network = TeeNetwork(
+                self._pins, rpc_url=rpc_url, registry_address=registry_address, tee_id=tee_id
+            )
+            tee_id = None
+            self._url = self._stream_url = ""
+        else:
+            self._url = _server_url(og_llm_server_url, "og_llm_server_url")
+            self._stream_url = (
+                self._url
+                if og_llm_streaming_server_url is None
+                else _server_url(og_llm_streaming_server_url, "og_llm_streaming_server_url")
+            )
+            if tls_certificate is not None:
+                der = certificate_der(tls_certificate)
+                for url in {self._url, self._stream_url}:
+                    self._pins.pin(url, der)
         self.timeout = _timeout(timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidRequestError(
@@ -123,8 +161,8 @@ class LLM:
             anchor=TrustAnchor(tee_public_key, tee_id),
         )
         retry = RetryPolicy(max_retries=max_retries)
-        self._sync = SyncDriver(retry)
-        self._async = AsyncDriver(retry)
+        self._sync = SyncDriver(retry, self._pins)
+        self._async = AsyncDriver(retry, self._pins)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -144,9 +182,17 @@ class LLM:
         return self._exchange.verification
 
     def __repr__(self) -> str:
+        if self._network is not None:
+            where = (
+                f"rpc_url={self._network.rpc_url!r}, "
+                f"registry_address={self._network.registry_address!r}"
+            )
+        else:
+            where = (
+                f"og_llm_server_url={self._url!r}, og_llm_streaming_server_url={self._stream_url!r}"
+            )
         return (
-            f"LLM(wallet_address={self.wallet_address!r}, og_llm_server_url={self._url!r}, "
-            f"og_llm_streaming_server_url={self._stream_url!r}, "
+            f"LLM(wallet_address={self.wallet_address!r}, {where}, "
             f"verification={self.verification.value!r})"
         )
 
@@ -179,18 +225,17 @@ class LLM:
             x402_settlement_mode, stream, response_format,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
-        server = self._stream_url if stream else self._url
-        delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
+        delivery, origin = self._deliver(prepared, stream, seconds)
         if stream:
             response = delivery.response.stream
-            chunks = self._sync.stream(response, self._assembler(prepared, delivery))
+            chunks = self._sync.stream(response, self._assembler(prepared, delivery, origin))
 
             def close() -> None:
                 chunks.close()
                 response.close()  # also when iteration never started
 
             return TextGenerationStream(_iterator=chunks, _close=close)
-        return self._output(prepared, delivery)
+        return self._output(prepared, delivery, origin)
 
     def completion(
         self,
@@ -211,10 +256,8 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
-        delivery = self._sync.run(
-            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
-        )
-        return self._output(prepared, delivery)
+        delivery, origin = self._deliver(prepared, False, self._call_timeout(timeout))
+        return self._output(prepared, delivery, origin)
 
     async def achat(
         self,
@@ -238,18 +281,17 @@ class LLM:
             x402_settlement_mode, stream, response_format,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
-        server = self._stream_url if stream else self._url
-        delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
+        delivery, origin = await self._adeliver(prepared, stream, seconds)
         if stream:
             response = delivery.response.stream
-            chunks = self._async.stream(response, self._assembler(prepared, delivery))
+            chunks = self._async.stream(response, self._assembler(prepared, delivery, origin))
 
             async def aclose() -> None:
                 await chunks.aclose()
                 await response.aclose()  # also when iteration never started
 
             return TextGenerationStream(_iterator=chunks, _close=aclose)
-        return self._output(prepared, delivery)
+        return self._output(prepared, delivery, origin)
 
     async def acompletion(
         self,
@@ -266,10 +308,8 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
-        delivery = await self._async.run(
-            self._exchange.flow(self._url, prepared), self._call_timeout(timeout)
-        )
-        return self._output(prepared, delivery)
+        delivery, origin = await self._adeliver(prepared, False, self._call_timeout(timeout))
+        return self._output(prepared, delivery, origin)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -302,6 +342,76 @@ class LLM:
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)
 
+    def _deliver(
+        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float
+    ) -> tuple[Delivery, TeeOrigin]:
+        """Run the exchange: on the server URL, or on a registry TEE with failover."""
+        network = self._network
+        if network is None:
+            server = self._stream_url if stream else self._url
+            delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
+            pinned = self._pins.context_for(server) is not None
+            return delivery, origin_for_url(server, delivery.key, pinned)
+        tried: list[str] = []
+        failure: NetworkError | None = None
+        while True:
+            try:
+                route = drive(network.route(tried), partial(self._sync.send, timeout=seconds))
+            except NetworkError as exc:
+                raise _rpc_unreachable(network, exc) from None
+            except RegistryError:
+                if failure is not None:  # no other TEE to try: the TEE's failure is the error
+                    raise failure from None
+                raise
+            watched = Watched()
+            flow = self._exchange.flow(
+                route.entry.endpoint, prepared, key=route.key, pay_to=route.entry.payment_address
+            )
+            try:
+                return self._sync.run(watched.flow(flow), seconds), route.origin
+            except NetworkError as exc:
+                network.failed(route.entry)
+                tried.append(route.entry.tee_id)
+                if watched.paid or len(tried) >= FAILOVER_LIMIT:
+                    raise
+                failure = exc
+
+    async def _adeliver(
+        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float
+    ) -> tuple[Delivery, TeeOrigin]:
+        """:meth:`_deliver` on the async driver."""
+        network = self._network
+        if network is None:
+            server = self._stream_url if stream else self._url
+            delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
+            pinned = self._pins.context_for(server) is not None
+            return delivery, origin_for_url(server, delivery.key, pinned)
+        tried: list[str] = []
+        failure: NetworkError | None = None
+        while True:
+            try:
+                route = await adrive(
+                    network.route(tried), partial(self._async.send, timeout=seconds)
+                )
+            except NetworkError as exc:
+                raise _rpc_unreachable(network, exc) from None
+            except RegistryError:
+                if failure is not None:  # no other TEE to try: the TEE's failure is the error
+                    raise failure from None
+                raise
+            watched = Watched()
+            flow = self._exchange.flow(
+                route.entry.endpoint, prepared, key=route.key, pay_to=route.entry.payment_address
+            )
+            try:
+                return await self._async.run(watched.flow(flow), seconds), route.origin
+            except NetworkError as exc:
+                network.failed(route.entry)
+                tried.append(route.entry.tee_id)
+                if watched.paid or len(tried) >= FAILOVER_LIMIT:
+                    raise
+                failure = exc
+
     def _check(
         self, prepared: protocol.PreparedRequest, delivery: Delivery, fields: Any, output_hash: str
     ) -> TeeProof | None:
@@ -314,13 +424,18 @@ class LLM:
             key_problem=delivery.key_problem,
         )
 
-    def _assembler(self, prepared: protocol.PreparedRequest, delivery: Delivery) -> StreamAssembler:
+    def _assembler(
+        self, prepared: protocol.PreparedRequest, delivery: Delivery, origin: TeeOrigin | None
+    ) -> StreamAssembler:
         return StreamAssembler(
-            partial(self._check, prepared, delivery), delivery.receipt, delivery.payment_hash
+            partial(self._check, prepared, delivery),
+            delivery.receipt,
+            delivery.payment_hash,
+            origin,
         )
 
     def _output(
-        self, prepared: protocol.PreparedRequest, delivery: Delivery
+        self, prepared: protocol.PreparedRequest, delivery: Delivery, origin: TeeOrigin | None
     ) -> TextGenerationOutput:
         body = delivery.response.body
         answer = (
@@ -338,4 +453,5 @@ class LLM:
             payment=delivery.receipt,
             model=answer.model,
             id=answer.id,
+            tee_origin=origin,
         )

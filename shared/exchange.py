@@ -28,7 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_account.signers.local import LocalAccount
 
 from . import protocol
-from .errors import PaymentError, PaymentRejectedError, ServerError, VerificationError
+from .errors import (
+    PaymentError,
+    PaymentPolicyError,
+    PaymentRejectedError,
+    ServerError,
+    VerificationError,
+)
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
 from .x402 import (
@@ -161,9 +167,20 @@ class Exchange:
 
     # -- the flow --------------------------------------------------------------------------
 
-    def flow(self, server: str, prepared: protocol.PreparedRequest) -> Flow:
-        """Send ``prepared`` to ``server``, paying as needed; returns the successful answer."""
-        key, key_problem = self.anchor.key, None
+    def flow(
+        self,
+        server: str,
+        prepared: protocol.PreparedRequest,
+        *,
+        key: rsa.RSAPublicKey | None = None,
+        pay_to: str | None = None,
+    ) -> Flow:
+        """Send ``prepared`` to ``server``, paying as needed; returns the successful answer.
+
+        ``key`` is the TEE key to trust for this call (a registry TEE's; default the pinned
+        or fetched one) and ``pay_to`` the only payee a payment may go to (its registered
+        payment address): another one is refused before anything is signed."""
+        key, key_problem = key or self.anchor.key, None
         if key is None and self.verification is not VerificationPolicy.OFF:
             with self._lock:
                 key = self._keys.get(server)
@@ -202,7 +219,7 @@ class Exchange:
             response = yield self._request(server, url, prepared, payment, session)
             if response.status == 402:
                 response, payment = yield from self._answer_402(
-                    server, url, prepared, endpoint, response, payment, session
+                    server, url, prepared, endpoint, response, payment, session, pay_to
                 )
             if not 200 <= response.status < 300:
                 raise protocol.error_for_status(response.status, response.body, url)
@@ -224,6 +241,7 @@ class Exchange:
         response: HttpResponse,
         payment: SignedPayment | None,
         session: _Session | None,
+        pay_to: str | None = None,
     ) -> Generator[HttpRequest, HttpResponse, tuple[HttpResponse, SignedPayment]]:
         challenge = self._challenge(server, response)
         if session is not None:
@@ -253,6 +271,11 @@ class Exchange:
             pinned = endpoint.pinned
         try:
             requirement = self.policy.choose(challenge, pinned)
+            if pay_to is not None and requirement.pay_to.lower() != pay_to.lower():
+                raise PaymentPolicyError(
+                    f"{url} asks to pay {requirement.pay_to}, but the TEE registry lists "
+                    f"{pay_to} as this TEE's payment address; nothing was signed"
+                )
         except PaymentError:
             with self._lock:
                 endpoint.terms = None  # never pre-sign terms the policy refuses

@@ -14,7 +14,7 @@ from typing import Any
 
 from .protocol import StreamAccumulator
 from .sse import SSEDecoder
-from .types import PaymentReceipt, StreamChunk, TeeProof
+from .types import PaymentReceipt, StreamChunk, TeeOrigin, TeeProof
 
 ProofCheck = Callable[[Mapping[str, Any], str], TeeProof | None]
 """Verifies the ``tee_*`` fields against an output hash (see ``verification.check_proof``)."""
@@ -24,9 +24,14 @@ class StreamAssembler:
     """Bytes in, chunks out, for one streamed chat answer."""
 
     def __init__(
-        self, check: ProofCheck, receipt: PaymentReceipt | None, payment_hash: str
+        self,
+        check: ProofCheck,
+        receipt: PaymentReceipt | None,
+        payment_hash: str,
+        origin: TeeOrigin | None = None,
     ) -> None:
         self._check = check
+        self._origin = origin
         self._receipt = receipt
         self._payment_hash = payment_hash
         self._decoder = SSEDecoder()
@@ -66,4 +71,5 @@ class StreamAssembler:
         chunk.tee_proof = proof
         chunk.payment = self._receipt
         chunk.payment_hash = self._payment_hash
+        chunk.tee_origin = self._origin
         return [chunk]

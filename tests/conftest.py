@@ -11,6 +11,13 @@ from eth_account.signers.local import LocalAccount
 from signing_spy import SignSpy
 
 
+@pytest.fixture(autouse=True)
+def _no_real_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL-less client in a test never reaches OpenGradient's devnet: unless a test sets one,
+    the registry RPC is a closed loopback port (pytest-socket also refuses non-loopback hosts)."""
+    monkeypatch.setenv("OPENGRADIENT_RPC_URL", "http://127.0.0.1:9")
+
+
 @pytest.fixture
 def account() -> LocalAccount:
     """A fresh throwaway wallet."""

@@ -1,0 +1,207 @@
+"""Calls to OpenGradient's network without a URL: TEEs found in the on-chain registry, TLS
+pinned to each one's registered certificate, the registered key trusted for its proofs, its
+registered payment address the only payee, and (optionally) its Nitro attestation verified
+by the client. Written as generators (sans I/O) that the blocking and asyncio drivers run.
+
+Discovery is lazy: nothing is fetched until the first call. The listing is cached for
+``refresh_seconds`` and fetched again when a TEE fails; a connection failure before any
+payment was sent moves the call to another TEE (at most :data:`FAILOVER_LIMIT` of them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Awaitable, Callable, Collection, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .errors import InvalidRequestError, NetworkError
+from .exchange import Flow, HttpRequest, HttpResponse
+from .pinning import Pins
+from .registry import (
+    DEFAULT_REGISTRY_ADDRESS,
+    DEFAULT_RPC_URL,
+    REFRESH_SECONDS,
+    REGISTRY_ADDRESS_ENV,
+    RPC_URL_ENV,
+    TeeDirectory,
+    TeeEntry,
+)
+from .types import TeeOrigin
+from .x402 import exact, upto
+
+FAILOVER_LIMIT = 3
+"""How many TEEs one call tries before it gives up."""
+PAYMENT_HEADERS = frozenset(
+    name.lower() for name in (exact.HEADER, upto.HEADER, upto.SESSION_HEADER)
+)
+
+T = TypeVar("T")
+Steps = Generator[HttpRequest, HttpResponse, T]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one call goes: the TEE, the key its proofs must verify with, what to report."""
+
+    entry: TeeEntry
+    key: rsa.RSAPublicKey
+    origin: TeeOrigin
+
+
+class Watched:
+    """Runs an exchange flow and notes whether any request it sent carried a payment (a
+    signed payment header or a session id): after that, a failure is never moved to
+    another TEE."""
+
+    def __init__(self) -> None:
+        self.paid = False
+
+    def flow(self, inner: Flow) -> Flow:
+        """``inner``, step for step (closing it when closed)."""
+        try:
+            step = next(inner)
+            while True:
+                if isinstance(step, HttpRequest) and any(
+                    name.lower() in PAYMENT_HEADERS for name in step.headers
+                ):
+                    self.paid = True
+                answer = yield step
+                step = inner.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            inner.close()
+
+
+def rpc_url_setting(value: str | None) -> str:
+    """The RPC URL: the argument, else ``OPENGRADIENT_RPC_URL``, else OpenGradient's devnet."""
+    text = value if value is not None else os.environ.get(RPC_URL_ENV) or DEFAULT_RPC_URL
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text.strip()) if isinstance(text, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequestError(
+            f"rpc_url {text!r} is not an http(s) URL; write it like 'https://host' "
+            f"(or set {RPC_URL_ENV})"
+        )
+    return text.strip().rstrip("/")
+
+
+def registry_address_setting(value: str | None) -> str:
+    """The registry: the argument, else ``OPENGRADIENT_REGISTRY_ADDRESS``, else the default."""
+    if value is not None:
+        return value
+    return os.environ.get(REGISTRY_ADDRESS_ENV) or DEFAULT_REGISTRY_ADDRESS
+
+
+class TeeNetwork:
+    """The registry TEEs one client uses, their pins, keys and attestation verdicts."""
+
+    def __init__(
+        self,
+        pins: Pins,
+        *,
+        rpc_url: str | None = None,
+        registry_address: str | None = None,
+        tee_id: str | None = None,
+        refresh_seconds: float = REFRESH_SECONDS,
+    ) -> None:
+        self.pins = pins
+        self.directory = TeeDirectory(
+            rpc_url_setting(rpc_url),
+            registry_address_setting(registry_address),
+            tee_id=tee_id,
+            refresh_seconds=refresh_seconds,
+        )
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, bytes], rsa.RSAPublicKey] = {}
+
+    @property
+    def rpc_url(self) -> str:
+        """The JSON-RPC URL the registry is read from."""
+        return self.directory.rpc_url
+
+    @property
+    def registry_address(self) -> str:
+        """The registry contract's address."""
+        return self.directory.registry_address
+
+    def refresh(self) -> Steps[None]:
+        """Fetch the listing (one ``eth_call``)."""
+        url, headers, body = self.directory.request()
+        answer = yield HttpRequest("POST", url, headers, body)
+        self.directory.update(answer.status, answer.body)
+
+    def route(self, exclude: Collection[str]) -> Steps[Route]:
+        """Choose a TEE (refreshing the listing first when it is stale), pin its certificate
+        and load its key."""
+        if self.directory.stale():
+            yield from self.refresh()
+        entry = self.directory.choose(exclude)
+        self.pins.pin(entry.endpoint, entry.tls_certificate_der)
+        origin = TeeOrigin(
+            endpoint=entry.endpoint,
+            tee_id=entry.tee_id,
+            source="registry",
+            pcr_hash=entry.pcr_hash,
+            payment_address=entry.payment_address,
+            registry_address=self.registry_address,
+            tls_pinned=True,
+        )
+        return Route(entry, self._key(entry), origin)
+
+    def failed(self, entry: TeeEntry) -> None:
+        """``entry`` could not be reached: avoid it and re-read the registry."""
+        self.directory.failed(entry.tee_id)
+
+    def _key(self, entry: TeeEntry) -> rsa.RSAPublicKey:
+        index = (entry.tee_id, entry.public_key_der)
+        with self._lock:
+            key = self._keys.get(index)
+        if key is None:
+            loaded = serialization.load_der_public_key(entry.public_key_der)
+            assert isinstance(loaded, rsa.RSAPublicKey)  # checked by registry.check_entry
+            with self._lock:
+                key = self._keys[index] = loaded
+        return key
+
+
+def drive(steps: Steps[T], send: Callable[[HttpRequest], HttpResponse]) -> T:
+    """Run ``steps`` with a blocking ``send``."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(send(step))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def adrive(steps: Steps[T], send: Callable[[HttpRequest], Awaitable[HttpResponse]]) -> T:
+    """Run ``steps`` with an async ``send``."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await send(step))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def rpc_unreachable(network: TeeNetwork, exc: NetworkError) -> NetworkError:
+    """The error for a registry RPC that could not be reached."""
+    return NetworkError(
+        f"the TEE registry RPC {network.rpc_url} could not be reached ({exc}); check rpc_url "
+        f"(or {RPC_URL_ENV}) and the network"
+    )
+
+
+def origin_for_url(url: str, key: Any, pinned: bool) -> TeeOrigin:
+    """The origin of an answer from a server given by URL."""
+    from . import tee
+
+    tee_id = tee.tee_id_of(key) if isinstance(key, rsa.RSAPublicKey) else None
+    return TeeOrigin(endpoint=url, tee_id=tee_id, source="url", tls_pinned=pinned)
