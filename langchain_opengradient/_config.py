@@ -72,6 +72,15 @@ class OpenGradientSettings(BaseModel):
     """What a failed TEE proof does: raise ``VerificationError``, warn, or nothing."""
     tee_public_key: str | None = None
     """The trusted TEE's PEM public key (None: fetched once from the server)."""
+    rpc_url: str | None = None
+    """Without ``base_url``: the chain RPC holding the TEE registry (``OPENGRADIENT_RPC_URL``,
+    else OpenGradient's devnet)."""
+    registry_address: str | None = None
+    """Without ``base_url``: the registry contract (``OPENGRADIENT_REGISTRY_ADDRESS``)."""
+    tee_id: str | None = None
+    """Use only this TEE (with ``base_url``: the key ``GET /signing-key`` returns must have it)."""
+    tls_certificate: str | None = None
+    """With an https ``base_url``: trust only this certificate (PEM)."""
     client: Any = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 

@@ -170,6 +170,18 @@ class OpenGradient(FunctionCallingLLM):
     tee_public_key: str | None = Field(
         default=None, description="The trusted TEE's PEM key (None: fetched once)."
     )
+    rpc_url: str | None = Field(
+        default=None,
+        description="Without base_url: the chain RPC of the TEE registry (OPENGRADIENT_RPC_URL).",
+    )
+    registry_address: str | None = Field(
+        default=None,
+        description="Without base_url: the registry contract (OPENGRADIENT_REGISTRY_ADDRESS).",
+    )
+    tee_id: str | None = Field(default=None, description="Use only this TEE.")
+    tls_certificate: str | None = Field(
+        default=None, description="With an https base_url: trust only this certificate (PEM)."
+    )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Request options of every call: 'stop' (a list of strings) and "

@@ -28,6 +28,7 @@ from .types import (
     StreamChunk,
     StreamDelta,
     StreamUsage,
+    TeeOrigin,
     TeeProof,
     TextGenerationOutput,
     TextGenerationStream,
@@ -37,6 +38,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from .client import LLM, PaymentPolicy, VerificationPolicy
+    from .registry import RegistryError
 
 
 def __getattr__(name: str) -> Any:
@@ -46,6 +48,10 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name == "RegistryError":
+        from .registry import RegistryError
+
+        return RegistryError
     raise AttributeError(f"module 'opengradient_shared' has no attribute {name!r}")
 
 
@@ -61,12 +67,14 @@ __all__ = [
     "PaymentPolicyError",
     "PaymentReceipt",
     "PaymentRejectedError",
+    "RegistryError",
     "ServerError",
     "StreamChoice",
     "StreamChunk",
     "StreamDelta",
     "StreamInterruptedError",
     "StreamUsage",
+    "TeeOrigin",
     "TeeProof",
     "TextGenerationOutput",
     "TextGenerationStream",

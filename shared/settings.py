@@ -89,10 +89,16 @@ class AdapterSettings(Protocol):
     def tee_public_key(self) -> str | None: ...
 
 
+REGISTRY_SETTINGS = ("rpc_url", "registry_address", "tee_id", "tls_certificate")
+"""Adapter fields passed to ``LLM`` as they are when set (an adapter may lack them)."""
+
+
 def build_client(settings: AdapterSettings) -> LLM:
     """The transport of an adapter: ``settings.client`` when given (it must be an ``LLM``),
     else a new ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
-    ``private_key``; the options that are None keep the transport's defaults.
+    ``private_key``; the options that are None keep the transport's defaults. Without
+    ``base_url`` the transport finds a TEE in OpenGradient's registry (``rpc_url``,
+    ``registry_address``, ``tee_id``).
 
     Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the setting at
     fault, never the key.
@@ -105,12 +111,20 @@ def build_client(settings: AdapterSettings) -> LLM:
                 f"client must be an opengradient_shared.LLM, got {type(settings.client).__name__}"
             )
         return settings.client
-    server = base_url(settings.base_url, "base_url", URL_ENV)
-    stream_server = (
-        server
-        if settings.streaming_url is None
-        else base_url(settings.streaming_url, "streaming_url", STREAMING_URL_ENV)
-    )
+    server: str | None = None
+    stream_server: str | None = None
+    if settings.base_url is not None and settings.base_url.strip():
+        server = base_url(settings.base_url, "base_url", URL_ENV)
+        stream_server = (
+            server
+            if settings.streaming_url is None
+            else base_url(settings.streaming_url, "streaming_url", STREAMING_URL_ENV)
+        )
+    elif settings.streaming_url is not None:
+        raise ValueError(
+            f"streaming_url is set but base_url is not: set base_url too ({URL_ENV}), or "
+            "neither to use OpenGradient's network through its TEE registry"
+        )
     key = settings.private_key
     options: dict[str, Any] = {
         "timeout": settings.timeout,
@@ -121,6 +135,7 @@ def build_client(settings: AdapterSettings) -> LLM:
         "allowed_payees": settings.allowed_payees,
         "verification": settings.verification,
         "tee_public_key": settings.tee_public_key,
+        **{name: getattr(settings, name, None) for name in REGISTRY_SETTINGS},
     }
     return LLM(
         account_from_key(key.get_secret_value() if key is not None else None),
