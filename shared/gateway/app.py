@@ -7,6 +7,7 @@ OpenGradient's gateway answers: one signed payment never buys two answers."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from ..x402.challenge import PAYMENT_REQUIRED_HEADER, SESSION_EXHAUSTED
 from ..x402.encoding import encode_header
 from ..x402.networks import OPG_BASE_ADDRESS, lookup_network
 from . import model, payments
+from .enclave import LocalEnclave, nonce_from_query
 from .ledger import Ledger, Settlement
 from .signer import TeeSigner
 from .validate import BadRequest, check
@@ -30,12 +32,14 @@ DEFAULT_PRICE, DEFAULT_TOKEN_PRICE = 1_000, 10**12
 
 @dataclass
 class Reply:
-    """An answer to send: JSON ``body``, or SSE ``events`` when not None."""
+    """An answer to send: JSON ``body``, or SSE ``events`` when not None, or plain ``text``
+    when not None."""
 
     status: int
     body: Mapping[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, Any]] | None = None
+    text: str | None = None
 
 
 Headers = Mapping[str, str]
@@ -90,6 +94,8 @@ class Gateway:
         self.ledger, self.base_url = Ledger(ledger_path), ""
         self.request_count = 0  # POSTs to the inference paths, rejected ones included
         self._count_lock = threading.Lock()
+        self._enclave: LocalEnclave | None = None
+        self._enclave_lock = threading.Lock()
 
     def count_request(self) -> None:
         """Count one inference request (on arrival, before any check)."""
@@ -101,6 +107,24 @@ class Gateway:
         about = {"status": "ok", "protocol": self.protocol, "network": self.network}
         counts = {"request_count": self.request_count, "settlements": len(self.ledger.entries)}
         return {**about, "tee_id": self.tee_id, **counts}
+
+    @property
+    def enclave(self) -> LocalEnclave:
+        """The local stand-in enclave (made on first use) that attests this gateway's signing
+        key; set its ``tls_certificate_der`` when serving TLS. Pin ``enclave.root_sha256``."""
+        with self._enclave_lock:
+            if self._enclave is None:
+                self._enclave = LocalEnclave(self.signer.public_key_der)
+            return self._enclave
+
+    def attestation(self, query: str) -> Reply:
+        """The ``GET /enclave/attestation?nonce=<40 hex>`` answer: base64(COSE_Sign1) and a
+        newline, as nitriding serves it; 400 on a missing or malformed nonce."""
+        nonce = nonce_from_query(query)
+        if nonce is None:
+            return Reply(400, {"error": "nonce must be 40 hex characters (20 bytes)"})
+        document = self.enclave.attestation_document(nonce)
+        return Reply(200, {}, text=base64.b64encode(document).decode() + "\n")
 
     def handle(self, path: str, headers: Headers, raw: bytes) -> Reply:
         """Answer a POST to an inference path; ``headers`` have lower-case names."""

@@ -11,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ..attestation import ATTESTATION_PATH
 from .app import INFERENCE_PATHS, Gateway, Reply
 
 MAX_BODY_BYTES = 8 * 2**20  # larger bodies get 413
@@ -89,7 +90,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
         pages = {"/health": gateway.health, "/signing-key": gateway.signer.signing_key_info}
-        if self.path in pages:
+        path, _, query = self.path.partition("?")
+        if path == ATTESTATION_PATH:
+            self._send(gateway.attestation(query))
+        elif self.path in pages:
             self._send(Reply(200, pages[self.path]()))
         elif self.path in INFERENCE_PATHS:
             self._send(Reply(405, {"error": f"{self.path} takes POST"}, {"Allow": "POST"}))
@@ -131,10 +135,12 @@ class _Handler(BaseHTTPRequestHandler):
         ``data: [DONE]``) each sent at once, chunked on HTTP/1.1 to keep the connection."""
         stream = reply.events is not None
         chunked = stream and self.request_version == "HTTP/1.1"
-        data = json.dumps(reply.body).encode()
+        text = reply.text is not None
+        data = reply.text.encode() if reply.text is not None else json.dumps(reply.body).encode()
         self.close_connection = self.close_connection or (stream and not chunked)
         self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+        kind = "text/event-stream" if stream else "text/plain" if text else "application/json"
+        self.send_header("Content-Type", kind)
         for name, value in reply.headers.items():
             self.send_header(name, value)
         if chunked:

@@ -29,6 +29,9 @@ class TeeSigner:
         public = key.public_key()
         spki = public.public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
         self.public_key_pem = spki.decode()
+        self.public_key_der = public.public_bytes(
+            ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo
+        )
         self.tee_id = tee.tee_id_of(public)
 
     def proof_fields(self, request_hash: str, output_hash: str) -> dict[str, Any]:
