@@ -81,6 +81,12 @@ class OpenGradientSettings(BaseModel):
     """Use only this TEE (with ``base_url``: the key ``GET /signing-key`` returns must have it)."""
     tls_certificate: str | None = None
     """With an https ``base_url``: trust only this certificate (PEM)."""
+    attestation: Literal["verify", "off"] | None = None
+    """Registry TEEs: verify each one's Nitro attestation (None: the transport's "verify")."""
+    allowed_measurements: list[str] | None = None
+    """Registry TEEs: the PCR hashes you accept, on top of the registry's approval."""
+    attestation_root_sha256: str | None = None
+    """Registry TEEs: the attestation root to pin instead of AWS's (a local gateway's)."""
     client: Any = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 

@@ -182,6 +182,15 @@ class OpenGradient(FunctionCallingLLM):
     tls_certificate: str | None = Field(
         default=None, description="With an https base_url: trust only this certificate (PEM)."
     )
+    attestation: Literal["verify", "off"] | None = Field(
+        default=None, description="Registry TEEs: verify their Nitro attestation (default)."
+    )
+    allowed_measurements: list[str] | None = Field(
+        default=None, description="Registry TEEs: the PCR hashes you accept."
+    )
+    attestation_root_sha256: str | None = Field(
+        default=None, description="Registry TEEs: an attestation root to pin instead of AWS's."
+    )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Request options of every call: 'stop' (a list of strings) and "

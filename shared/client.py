@@ -10,7 +10,7 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -21,9 +21,18 @@ from eth_account.signers.local import LocalAccount
 from . import protocol
 from ._async import AsyncDriver
 from ._sync import SyncDriver
+from .attestation import AttestationError
 from .errors import InvalidRequestError, NetworkError
 from .exchange import Delivery, Exchange
-from .network import FAILOVER_LIMIT, TeeNetwork, Watched, adrive, drive, origin_for_url
+from .network import (
+    FAILOVER_LIMIT,
+    AttestationPolicy,
+    TeeNetwork,
+    Watched,
+    adrive,
+    drive,
+    origin_for_url,
+)
 from .network import rpc_unreachable as _rpc_unreachable
 from .pinning import Pins, certificate_der
 from .registry import RegistryError
@@ -81,7 +90,12 @@ class LLM:
       certificate;
     - OpenGradient's network (no server URL): ``rpc_url`` (default ``OPENGRADIENT_RPC_URL``,
       else OpenGradient's devnet), ``registry_address`` (``OPENGRADIENT_REGISTRY_ADDRESS``,
-      else OpenGradient's registry), ``tee_id`` (use only this TEE).
+      else OpenGradient's registry), ``tee_id`` (use only this TEE); ``attestation``
+      ("verify", the default: fetch each TEE's Nitro attestation over the pinned connection
+      and check it against AWS's root, the registered PCR hash, the pinned certificate and the
+      registered key; "off": trust the registry alone), ``allowed_measurements`` (PCR hashes
+      you accept, checked on top of the registry's) and ``attestation_root_sha256`` (another
+      root to pin instead of AWS's, e.g. a local gateway's test root).
     """
 
     def __init__(
@@ -104,6 +118,9 @@ class LLM:
         tls_certificate: str | bytes | None = None,
         rpc_url: str | None = None,
         registry_address: str | None = None,
+        attestation: AttestationPolicy | str = AttestationPolicy.VERIFY,
+        allowed_measurements: Collection[str] | None = None,
+        attestation_root_sha256: str | None = None,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
@@ -124,7 +141,13 @@ class LLM:
                         "certificate come from the registry (pin one TEE with tee_id)"
                     )
             self._network = TeeNetwork(
-                self._pins, rpc_url=rpc_url, registry_address=registry_address, tee_id=tee_id
+                self._pins,
+                rpc_url=rpc_url,
+                registry_address=registry_address,
+                tee_id=tee_id,
+                attestation=attestation,
+                allowed_measurements=allowed_measurements,
+                attestation_root_sha256=attestation_root_sha256,
             )
             tee_id = None
             self._url = self._stream_url = ""
@@ -353,7 +376,7 @@ class LLM:
             pinned = self._pins.context_for(server) is not None
             return delivery, origin_for_url(server, delivery.key, pinned)
         tried: list[str] = []
-        failure: NetworkError | None = None
+        failure: NetworkError | AttestationError | None = None
         while True:
             try:
                 route = drive(network.route(tried), partial(self._sync.send, timeout=seconds))
@@ -364,12 +387,16 @@ class LLM:
                     raise failure from None
                 raise
             watched = Watched()
-            flow = self._exchange.flow(
-                route.entry.endpoint, prepared, key=route.key, pay_to=route.entry.payment_address
-            )
             try:
+                route = drive(network.attest(route), partial(self._sync.send, timeout=seconds))
+                flow = self._exchange.flow(
+                    route.entry.endpoint,
+                    prepared,
+                    key=route.key,
+                    pay_to=route.entry.payment_address,
+                )
                 return self._sync.run(watched.flow(flow), seconds), route.origin
-            except NetworkError as exc:
+            except (NetworkError, AttestationError) as exc:
                 network.failed(route.entry)
                 tried.append(route.entry.tee_id)
                 if watched.paid or len(tried) >= FAILOVER_LIMIT:
@@ -387,7 +414,7 @@ class LLM:
             pinned = self._pins.context_for(server) is not None
             return delivery, origin_for_url(server, delivery.key, pinned)
         tried: list[str] = []
-        failure: NetworkError | None = None
+        failure: NetworkError | AttestationError | None = None
         while True:
             try:
                 route = await adrive(
@@ -400,12 +427,18 @@ class LLM:
                     raise failure from None
                 raise
             watched = Watched()
-            flow = self._exchange.flow(
-                route.entry.endpoint, prepared, key=route.key, pay_to=route.entry.payment_address
-            )
             try:
+                route = await adrive(
+                    network.attest(route), partial(self._async.send, timeout=seconds)
+                )
+                flow = self._exchange.flow(
+                    route.entry.endpoint,
+                    prepared,
+                    key=route.key,
+                    pay_to=route.entry.payment_address,
+                )
                 return await self._async.run(watched.flow(flow), seconds), route.origin
-            except NetworkError as exc:
+            except (NetworkError, AttestationError) as exc:
                 network.failed(route.entry)
                 tried.append(route.entry.tee_id)
                 if watched.paid or len(tried) >= FAILOVER_LIMIT:

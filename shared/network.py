@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .attestation import (
+    ATTESTATION_PATH,
+    AWS_NITRO_ROOT_SHA256,
+    AttestationError,
+    AttestationVerdict,
+    new_nonce,
+    read_attestation_answer,
+    verify_attestation,
+)
 from .errors import InvalidRequestError, NetworkError
 from .exchange import Flow, HttpRequest, HttpResponse
 from .pinning import Pins
@@ -33,6 +44,25 @@ from .registry import (
 )
 from .types import TeeOrigin
 from .x402 import exact, upto
+
+
+class AttestationPolicy(StrEnum):
+    """Whether the client verifies a registry TEE's Nitro attestation itself (``VERIFY``, the
+    default) or relies on the registry alone (``OFF``)."""
+
+    VERIFY = "verify"
+    OFF = "off"
+
+    @classmethod
+    def parse(cls, value: AttestationPolicy | str) -> AttestationPolicy:
+        """Accept a member or its value; InvalidRequestError naming anything else."""
+        try:
+            return cls(value.lower() if isinstance(value, str) else value)
+        except ValueError:
+            raise InvalidRequestError(
+                f"attestation {value!r} is unknown; use 'verify' or 'off'"
+            ) from None
+
 
 FAILOVER_LIMIT = 3
 """How many TEEs one call tries before it gives up."""
@@ -110,8 +140,30 @@ class TeeNetwork:
         registry_address: str | None = None,
         tee_id: str | None = None,
         refresh_seconds: float = REFRESH_SECONDS,
+        attestation: AttestationPolicy | str = AttestationPolicy.VERIFY,
+        allowed_measurements: Collection[str] | None = None,
+        attestation_root_sha256: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.pins = pins
+        self.attestation = AttestationPolicy.parse(attestation)
+        if allowed_measurements is not None:
+            if isinstance(allowed_measurements, str) or not all(
+                isinstance(m, str) for m in allowed_measurements
+            ):
+                raise InvalidRequestError(
+                    "allowed_measurements must be a list of PCR hashes ('0x' + 64 hex digits)"
+                )
+            allowed_measurements = tuple(allowed_measurements)
+        self.allowed_measurements = allowed_measurements
+        root = AWS_NITRO_ROOT_SHA256 if attestation_root_sha256 is None else attestation_root_sha256
+        if not isinstance(root, str) or len(root.removeprefix("0x")) != 64:
+            raise InvalidRequestError(
+                f"attestation_root_sha256 must be 64 hex digits (a SHA-256), got {root!r}"
+            )
+        self.root_sha256 = root.removeprefix("0x").lower()
+        self._clock = clock
+        self._verdicts: dict[tuple[str, str, bytes, bytes, str], AttestationVerdict] = {}
         self.directory = TeeDirectory(
             rpc_url_setting(rpc_url),
             registry_address_setting(registry_address),
@@ -154,6 +206,58 @@ class TeeNetwork:
             tls_pinned=True,
         )
         return Route(entry, self._key(entry), origin)
+
+    def attest(self, route: Route) -> Steps[Route]:
+        """Verify the TEE's Nitro attestation over its pinned connection (one GET with a fresh
+        nonce), unless a verdict for this very registry entry is cached and its leaf
+        certificate has not expired; the route then reports the verdict. AttestationError
+        when it does not verify."""
+        if self.attestation is AttestationPolicy.OFF:
+            return route
+        entry = route.entry
+        index = (
+            entry.tee_id, entry.endpoint, entry.public_key_der, entry.tls_certificate_der,
+            entry.pcr_hash,
+        )  # fmt: skip
+        now = self._clock()
+        with self._lock:
+            verdict = self._verdicts.get(index)
+        if verdict is None or verdict.expires_at <= now:
+            nonce = new_nonce()
+            url = f"{entry.endpoint}{ATTESTATION_PATH}?nonce={nonce}"
+            answer = yield HttpRequest("GET", url, {"Accept": "text/plain"})
+            if answer.status != 200:
+                raise AttestationError(
+                    f"TEE {entry.tee_id} at {entry.endpoint} answered HTTP {answer.status} to "
+                    f"{ATTESTATION_PATH}; its attestation could not be checked",
+                    status_code=answer.status,
+                )
+            try:
+                verdict = verify_attestation(
+                    read_attestation_answer(answer.body),
+                    nonce=nonce,
+                    tls_certificate_der=entry.tls_certificate_der,
+                    signing_key_der=entry.public_key_der,
+                    expected_pcr_hash=entry.pcr_hash,
+                    now=self._clock(),
+                    allowed_measurements=self.allowed_measurements,
+                    root_sha256=self.root_sha256,
+                )
+            except AttestationError as exc:
+                raise AttestationError(
+                    f"TEE {entry.tee_id} at {entry.endpoint}: its attestation does not verify: "
+                    f"{exc}"
+                ) from exc
+            with self._lock:
+                self._verdicts[index] = verdict
+        origin = replace(
+            route.origin,
+            attestation="verified",
+            attested_at=verdict.checked_at,
+            attestation_timestamp=verdict.timestamp,
+            module_id=verdict.module_id,
+        )
+        return replace(route, origin=origin)
 
     def failed(self, entry: TeeEntry) -> None:
         """``entry`` could not be reached: avoid it and re-read the registry."""

@@ -89,7 +89,15 @@ class AdapterSettings(Protocol):
     def tee_public_key(self) -> str | None: ...
 
 
-REGISTRY_SETTINGS = ("rpc_url", "registry_address", "tee_id", "tls_certificate")
+REGISTRY_SETTINGS = (
+    "rpc_url",
+    "registry_address",
+    "tee_id",
+    "tls_certificate",
+    "attestation",
+    "allowed_measurements",
+    "attestation_root_sha256",
+)
 """Adapter fields passed to ``LLM`` as they are when set (an adapter may lack them)."""
 
 

@@ -38,6 +38,7 @@ def _settings(network: tuple[LocalChain, LocalGateway, str], account: LocalAccou
         "private_key": _key(account),
         "rpc_url": chain.rpc_url,
         "registry_address": chain.registry_address,
+        "attestation_root_sha256": network[1].enclave.root_sha256,  # the local enclave's root
     }
 
 
@@ -46,6 +47,7 @@ def _check_origin(origin: Any, network: tuple[LocalChain, LocalGateway, str]) ->
     assert origin["source"] == "registry" and origin["tee_id"] == tee_id
     assert origin["endpoint"] == gateway.url and origin["tls_pinned"] is True
     assert origin["payment_address"] == gateway.pay_to
+    assert origin["attestation"] == "verified" and origin["pcr_hash"] == gateway.enclave.pcr_hash
 
 
 def test_chat_open_gradient_without_a_url_uses_the_registry(

@@ -15,6 +15,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from opengradient_shared import LLM
+from opengradient_shared.attestation import AttestationError
 from opengradient_shared.errors import NetworkError, PaymentPolicyError, ServerError
 from opengradient_shared.gateway import LocalGateway
 from opengradient_shared.registry import RegistryError, TeeEntry
@@ -45,6 +46,9 @@ def tee(tee_signing_key_pem: bytes) -> Iterator[LocalGateway]:
 
 
 def client(chain: LocalChain, account: LocalAccount, **options: Any) -> LLM:
+    """A URL-less client on ``chain`` (attestation off unless a test turns it on: each local
+    gateway's enclave has a test root of its own)."""
+    options.setdefault("attestation", "off")
     return LLM(account, rpc_url=chain.rpc_url, registry_address=chain.registry_address, **options)
 
 
@@ -61,7 +65,9 @@ def test_url_less_llm_finds_pins_pays_and_verifies_a_registry_tee(
     chain: LocalChain, tee: LocalGateway, account: LocalAccount
 ) -> None:
     tee_id = chain.register(tee)
-    llm = client(chain, account)
+    llm = client(
+        chain, account, attestation="verify", attestation_root_sha256=tee.enclave.root_sha256
+    )
     assert chain.rpc_calls == 0  # constructing touches nothing
     out = llm.chat(MODEL, HELLO)
     assert out.tee_proof is not None and out.tee_proof.verified and out.tee_proof.tee_id == tee_id
@@ -70,6 +76,8 @@ def test_url_less_llm_finds_pins_pays_and_verifies_a_registry_tee(
     assert (origin.tee_id, origin.endpoint) == (tee_id, tee.url)
     assert origin.payment_address == tee.pay_to and origin.pcr_hash is not None
     assert origin.registry_address == chain.registry_address
+    assert origin.attestation == "verified" and origin.module_id == tee.enclave.module_id
+    assert origin.pcr_hash == tee.enclave.pcr_hash and origin.attested_at is not None
     assert out.payment is not None and out.payment.pay_to.lower() == tee.pay_to.lower()
     completion = llm.completion(MODEL, "say")
     assert completion.tee_origin == origin
@@ -229,10 +237,84 @@ def test_settings_come_from_the_environment_and_bad_ones_are_named(
     chain.register(tee)
     monkeypatch.setenv("OPENGRADIENT_RPC_URL", chain.rpc_url)
     monkeypatch.setenv("OPENGRADIENT_REGISTRY_ADDRESS", chain.registry_address)
-    assert LLM(account).chat(MODEL, HELLO).tee_origin.source == "registry"  # type: ignore[union-attr]
+    llm = LLM(account, attestation_root_sha256=tee.enclave.root_sha256)
+    assert llm.chat(MODEL, HELLO).tee_origin.source == "registry"  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="registry_address"):
         LLM(account, registry_address="0x12")
     with pytest.raises(ValueError, match="rpc_url"):
         LLM(account, rpc_url="ftp://x")
     with pytest.raises(ValueError, match="tee_public_key needs a server URL"):
         LLM(account, tee_public_key=tee.public_key_pem)
+
+
+def _attesting(chain: LocalChain, tee: LocalGateway, account: LocalAccount, **options: Any) -> LLM:
+    root = tee.enclave.root_sha256
+    return client(chain, account, attestation="verify", attestation_root_sha256=root, **options)
+
+
+def test_the_verdict_is_cached_until_the_leaf_certificate_expires(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount
+) -> None:
+    chain.register(tee)
+    llm = _attesting(chain, tee, account)
+    first_origin = llm.chat(MODEL, HELLO).tee_origin
+    assert first_origin is not None and first_origin.attestation == "verified"
+    assert llm.chat(MODEL, HELLO).tee_origin == first_origin  # no second attestation
+    network = llm._network
+    assert network is not None
+    (verdict,) = network._verdicts.values()
+    network._clock = lambda: verdict.expires_at + 1  # a fake clock: the leaf has expired
+    tee.enclave._clock = network._clock  # the enclave's NSM clock moves with it
+    later = llm.chat(MODEL, HELLO).tee_origin
+    assert later is not None and later.attested_at == verdict.expires_at + 1
+
+
+def test_attestation_to_another_root_is_refused_before_anything_is_paid(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount, spy: SignSpy
+) -> None:
+    chain.register(tee)
+    with pytest.raises(AttestationError, match="attestation does not verify") as caught:
+        client(chain, account, attestation="verify").chat(MODEL, HELLO)  # AWS's root
+    assert "root" in str(caught.value).lower()
+    assert tee.request_count == 0 and spy.calls == 0
+
+
+def test_measurements_other_than_the_registered_or_allowed_ones_are_refused(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount, spy: SignSpy
+) -> None:
+    other_pcr = "0x" + "ab" * 32
+    chain.register(tee, pcr_hash=other_pcr)  # the admin approved a build the enclave is not
+    with pytest.raises(AttestationError, match="attestation does not verify"):
+        _attesting(chain, tee, account).chat(MODEL, HELLO)
+    assert tee.request_count == 0 and spy.calls == 0
+
+
+def test_an_allow_list_that_lacks_the_measurements_is_refused(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount, spy: SignSpy
+) -> None:
+    chain.register(tee)
+    llm = _attesting(chain, tee, account, allowed_measurements=["0x" + "cd" * 32])
+    with pytest.raises(AttestationError, match="attestation does not verify"):
+        llm.chat(MODEL, HELLO)
+    allowed = _attesting(chain, tee, account, allowed_measurements=[tee.enclave.pcr_hash])
+    assert allowed.chat(MODEL, HELLO).tee_origin.attestation == "verified"  # type: ignore[union-attr]
+    assert spy.calls == 1
+
+
+def test_an_enclave_attesting_another_signing_key_is_refused(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount, spy: SignSpy
+) -> None:
+    chain.register(tee)
+    tee.enclave.signing_key_der = b"another key"  # user_data binds a key that is not registered
+    with pytest.raises(AttestationError, match="attestation does not verify"):
+        _attesting(chain, tee, account).chat(MODEL, HELLO)
+    assert tee.request_count == 0 and spy.calls == 0
+
+
+def test_bad_attestation_settings_are_named(account: LocalAccount) -> None:
+    with pytest.raises(ValueError, match="attestation 'maybe'"):
+        LLM(account, attestation="maybe")
+    with pytest.raises(ValueError, match="attestation_root_sha256"):
+        LLM(account, attestation_root_sha256="abc")
+    with pytest.raises(ValueError, match="allowed_measurements"):
+        LLM(account, allowed_measurements="0x" + "ab" * 32)  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ class LocalGateway(Gateway):
         if tls:
             self.tls_certificate_der, key_pem = self_signed_certificate()
             self._tls = server_context(self.tls_certificate_der, key_pem)
+            self.enclave.tls_certificate_der = self.tls_certificate_der  # attested with the key
 
     @property
     def tls_certificate_pem(self) -> str | None:

@@ -20,9 +20,6 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from eth_hash.auto import keccak
 
-ZERO_PCR = "0x" + "00" * 32
-LOCAL_PCR = "0x" + keccak(b"opengradient local gateway").hex()
-"""The PCR hash the local registry approves by default (the local enclave may report another)."""
 MAX_RPC_BODY = 2**20
 
 
@@ -76,13 +73,16 @@ class LocalChain:
         self,
         gateway: Any,
         *,
-        pcr_hash: str = LOCAL_PCR,
+        pcr_hash: str | None = None,
         payment_address: str | None = None,
         endpoint: str | None = None,
         tls_certificate_der: bytes | None = None,
         tee_type: int = 0,
     ) -> str:
-        """Enter a running TLS gateway (approving its PCR hash); returns its tee_id."""
+        """Enter a running TLS gateway (approving its PCR hash: by default its local
+        enclave's measurements, as the real registry's admin approves a build's); returns its
+        tee_id."""
+        pcr_hash = gateway.enclave.pcr_hash if pcr_hash is None else pcr_hash
         self.approve_pcr(pcr_hash, tee_type)
         key = serialization.load_pem_public_key(gateway.public_key_pem.encode())
         der = key.public_bytes(
