@@ -64,6 +64,8 @@ class AttestationPolicy(StrEnum):
             ) from None
 
 
+ROOT_ENV = "OPENGRADIENT_ATTESTATION_ROOT_SHA256"
+"""Pins another attestation root than AWS's (for a local gateway's test enclave only)."""
 FAILOVER_LIMIT = 3
 """How many TEEs one call tries before it gives up."""
 PAYMENT_HEADERS = frozenset(
@@ -129,6 +131,22 @@ def registry_address_setting(value: str | None) -> str:
     return os.environ.get(REGISTRY_ADDRESS_ENV) or DEFAULT_REGISTRY_ADDRESS
 
 
+_SHARED_LOCK = threading.Lock()
+_DIRECTORIES: dict[tuple[str, str, str | None, float], TeeDirectory] = {}
+_VERDICTS: dict[tuple[Any, ...], AttestationVerdict] = {}
+"""Process-wide: every client on the same registry shares one listing (one ``eth_call`` per
+refresh), and every client with the same trust settings one attestation verdict per TEE."""
+
+
+def _shared_directory(
+    rpc_url: str, registry_address: str, tee_id: str | None, refresh_seconds: float
+) -> TeeDirectory:
+    fresh = TeeDirectory(rpc_url, registry_address, tee_id=tee_id, refresh_seconds=refresh_seconds)
+    index = (rpc_url, fresh.registry_address, fresh.tee_id, refresh_seconds)
+    with _SHARED_LOCK:
+        return _DIRECTORIES.setdefault(index, fresh)
+
+
 class TeeNetwork:
     """The registry TEEs one client uses, their pins, keys and attestation verdicts."""
 
@@ -156,19 +174,19 @@ class TeeNetwork:
                 )
             allowed_measurements = tuple(allowed_measurements)
         self.allowed_measurements = allowed_measurements
-        root = AWS_NITRO_ROOT_SHA256 if attestation_root_sha256 is None else attestation_root_sha256
+        root = attestation_root_sha256 or os.environ.get(ROOT_ENV) or AWS_NITRO_ROOT_SHA256
         if not isinstance(root, str) or len(root.removeprefix("0x")) != 64:
             raise InvalidRequestError(
                 f"attestation_root_sha256 must be 64 hex digits (a SHA-256), got {root!r}"
             )
         self.root_sha256 = root.removeprefix("0x").lower()
         self._clock = clock
-        self._verdicts: dict[tuple[str, str, bytes, bytes, str], AttestationVerdict] = {}
-        self.directory = TeeDirectory(
+        self._verdicts = _VERDICTS
+        self.directory = _shared_directory(
             rpc_url_setting(rpc_url),
             registry_address_setting(registry_address),
-            tee_id=tee_id,
-            refresh_seconds=refresh_seconds,
+            tee_id,
+            refresh_seconds,
         )
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, bytes], rsa.RSAPublicKey] = {}
@@ -217,10 +235,10 @@ class TeeNetwork:
         entry = route.entry
         index = (
             entry.tee_id, entry.endpoint, entry.public_key_der, entry.tls_certificate_der,
-            entry.pcr_hash,
+            entry.pcr_hash, self.root_sha256, self.allowed_measurements,
         )  # fmt: skip
         now = self._clock()
-        with self._lock:
+        with _SHARED_LOCK:
             verdict = self._verdicts.get(index)
         if verdict is None or verdict.expires_at <= now:
             nonce = new_nonce()
@@ -248,7 +266,7 @@ class TeeNetwork:
                     f"TEE {entry.tee_id} at {entry.endpoint}: its attestation does not verify: "
                     f"{exc}"
                 ) from exc
-            with self._lock:
+            with _SHARED_LOCK:
                 self._verdicts[index] = verdict
         origin = replace(
             route.origin,

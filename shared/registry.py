@@ -319,6 +319,8 @@ class TeeDirectory:
             skipped = self._listing.skipped if self._listing else ()
         if healthy or entries:
             return self._choice(healthy or entries)
+        with self._lock:
+            self._fetched_at = -float("inf")  # nothing usable: read the registry again next time
         what = f"TEE {self.tee_id}" if self.tee_id else "LLM TEE"
         detail = f" (skipped: {'; '.join(skipped)[:300]})" if skipped else ""
         tried = f", besides the {len(exclude)} that failed" if exclude else ""
