@@ -318,3 +318,33 @@ def test_bad_attestation_settings_are_named(account: LocalAccount) -> None:
         LLM(account, attestation_root_sha256="abc")
     with pytest.raises(ValueError, match="allowed_measurements"):
         LLM(account, allowed_measurements="0x" + "ab" * 32)  # type: ignore[arg-type]
+
+
+def test_an_expired_registered_certificate_is_refused_although_pinned(
+    chain: LocalChain, tee_signing_key_pem: bytes, account: LocalAccount, spy: SignSpy
+) -> None:
+    import datetime as dt
+
+    from opengradient_shared.gateway.tlscert import self_signed_certificate, server_context
+
+    gateway = tls_gateway(tee_signing_key_pem)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    expired, key_pem = self_signed_certificate(days=356, not_before=long_ago)
+    gateway.tls_certificate_der, gateway._tls = expired, server_context(expired, key_pem)
+    with gateway:
+        chain.register(gateway)  # the registry holds exactly the certificate served
+        with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+            client(chain, account, max_retries=0).chat(MODEL, HELLO)
+        assert gateway.request_count == 0 and spy.calls == 0
+        # the reason, seen on a bare handshake with the same pinned context
+        import ssl
+
+        from opengradient_shared.pinning import pinned_context
+
+        port = int(gateway.url.rsplit(":", 1)[1])
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            pytest.raises(ssl.SSLCertVerificationError) as caught,
+        ):
+            pinned_context(expired).wrap_socket(raw, server_hostname="127.0.0.1")
+        assert caught.value.verify_message == "certificate has expired"
