@@ -152,6 +152,7 @@ class LLM:
             tee_id = None
             self._url = self._stream_url = ""
         else:
+            AttestationPolicy.parse(attestation)  # checked here too; it applies to registry TEEs
             self._url = _server_url(og_llm_server_url, "og_llm_server_url")
             self._stream_url = (
                 self._url
