@@ -2,37 +2,21 @@
 
     python examples/llamaindex_rag.py
 
-The query engine hides the LLM's response, so an instrumentation handler collects each answer's
-proof and receipt as LlamaIndex reports the LLM call.
+The query engine hides the LLM's response: ``collect_proofs()`` (an instrumentation event
+handler shipped in the package) collects each answer's proof and receipt as LlamaIndex reports
+the LLM call. The embedding is an offline stand-in that lives in examples/ (not in the package).
 """
 
 from pathlib import Path
-from typing import Any
 
 from llama_index.core import Settings, SimpleDirectoryReader, VectorStoreIndex
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 
-from llamaindex_opengradient import OpenGradient
+from llamaindex_opengradient import OpenGradient, collect_proofs
 
 from _local import server_and_wallet
 from _offline_embedding import HashingEmbedding
 
-
-class ProofCollector(BaseEventHandler):
-    """Keeps the ``additional_kwargs`` (proof, receipt, usage) of every LLM answer."""
-
-    answers: list[dict[str, Any]] = []
-
-    def handle(self, event: Any, **kwargs: Any) -> None:
-        if isinstance(event, LLMChatEndEvent) and event.response is not None:
-            self.answers.append(event.response.additional_kwargs)
-
-
 with server_and_wallet():
-    proofs = ProofCollector()
-    get_dispatcher().add_event_handler(proofs)
     Settings.llm = OpenGradient(
         model="openai/gpt-4.1-2025-04-14"
     )  # key and URL from the environment
@@ -41,16 +25,15 @@ with server_and_wallet():
     documents = SimpleDirectoryReader(str(Path(__file__).parent / "documents")).load_data()
     engine = VectorStoreIndex.from_documents(documents).as_query_engine(similarity_top_k=2)
     question = "Which settlement mode records only the hashes of the input and output?"
-    response = engine.query(question)
+    with collect_proofs() as proofs:
+        response = engine.query(question)
 
     print("answer: ", response)
     print("sources:", [node.metadata["file_name"] for node in response.source_nodes])
     for answer in proofs.answers:
         proof, paid = answer["tee_proof"], answer["payment"]
-        print(
-            f"TEE proof verified: {proof['verified']} by {proof['tee_id'][:18]}…; "
-            f"paid {paid['amount']} base units, tx {paid['transaction']}"
-        )
+        cost = "not reported" if paid["cost"] is None else f"{paid['cost']} base units"
+        print(f"TEE proof verified: {proof['verified']} by {proof['tee_id'][:18]}…; cost {cost}")
 
     streaming = VectorStoreIndex.from_documents(documents).as_query_engine(streaming=True)
     for token in streaming.query("What does the per-call cap do?").response_gen:

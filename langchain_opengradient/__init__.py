@@ -5,7 +5,8 @@
 payment receipt in their metadata.
 """
 
+from ._config import CutAnswerWarning
 from .chat_models import ChatOpenGradient
 from .llms import OpenGradientLLM
 
-__all__ = ["ChatOpenGradient", "OpenGradientLLM"]
+__all__ = ["ChatOpenGradient", "CutAnswerWarning", "OpenGradientLLM"]

@@ -196,6 +196,20 @@ def ai_message(output: TextGenerationOutput, requested: str) -> AIMessage:
     )
 
 
+def first_tool_call_only(message: AIMessage) -> AIMessage:
+    """``message`` with its first tool call only (``parallel_tool_calls=False``); the number
+    dropped is in ``response_metadata["dropped_tool_calls"]``."""
+    calls = [*message.tool_calls, *message.invalid_tool_calls]
+    if len(calls) <= 1:
+        return message
+    first = message.tool_calls[:1]
+    invalid = [] if first else message.invalid_tool_calls[:1]
+    metadata = {**message.response_metadata, "dropped_tool_calls": len(calls) - 1}
+    return message.model_copy(
+        update={"tool_calls": first, "invalid_tool_calls": invalid, "response_metadata": metadata}
+    )
+
+
 def generation_chunk(chunk: StreamChunk, requested: str) -> ChatGenerationChunk:
     """The LangChain chunk of one stream chunk; only the final one carries usage and metadata
     (LangChain sums usage and concatenates strings when chunks are added)."""

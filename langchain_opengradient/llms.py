@@ -13,6 +13,10 @@ from opengradient_shared.types import TextGenerationOutput
 from ._config import OpenGradientSettings
 from ._convert import metadata
 
+UNSET_COMPLETION_MAX_TOKENS = 4096
+"""What ``max_tokens=None`` sends on completions: the cap OpenGradient's gateway applies to a
+chat call without one. Sending none would get the completions schema's default, 16 tokens."""
+
 
 class OpenGradientLLM(OpenGradientSettings, BaseLLM):
     """Text completion on OpenGradient's TEE-hosted models, paid per call with x402.
@@ -20,7 +24,8 @@ class OpenGradientLLM(OpenGradientSettings, BaseLLM):
     Takes the same settings as :class:`~langchain_opengradient.ChatOpenGradient`. Each
     ``Generation``'s ``generation_info`` holds ``model_name``, ``finish_reason``,
     ``payment_hash``, the ``payment`` receipt and the verified ``tee_proof``; ``llm_output``
-    has the summed ``token_usage``.
+    has the summed ``token_usage``. ``max_tokens=None`` sends 4096
+    (:data:`UNSET_COMPLETION_MAX_TOKENS`), not the completions endpoint's default of 16.
     """
 
     model_config = OpenGradientSettings.model_config
@@ -42,15 +47,15 @@ class OpenGradientLLM(OpenGradientSettings, BaseLLM):
             "temperature": self.temperature,
             "x402_settlement_mode": self.settlement_mode,
             "timeout": self.timeout,
+            "max_tokens": self.max_tokens or UNSET_COMPLETION_MAX_TOKENS,
         }
-        if self.max_tokens is not None:
-            args["max_tokens"] = self.max_tokens
         return args
 
     def _result(self, outputs: list[TextGenerationOutput]) -> LLMResult:
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         generations = []
         for output in outputs:
+            self._note_finish(output.finish_reason)
             info = metadata(output, output.finish_reason, self.model)
             generations.append(
                 [Generation(text=output.completion_output or "", generation_info=info)]

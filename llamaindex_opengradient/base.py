@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -58,7 +59,8 @@ _CHAT_OPTIONS = frozenset(
 )
 _COMPLETION_OPTIONS = frozenset({"stop", "temperature", "max_tokens"})
 _EXTRA_OPTIONS = frozenset({"stop", "response_format"})
-_DEFAULT_NUM_OUTPUT = 100  # the transport's max_tokens when none is given
+_Response = TypeVar("_Response", ChatResponse, CompletionResponse)
+_NO_LIMIT = -1  # metadata.num_output without max_tokens, as LlamaIndex's OpenAI LLM says it
 
 
 def _from_env(name: str) -> Any:
@@ -129,7 +131,7 @@ class OpenGradient(FunctionCallingLLM):
     model: str = Field(description="A TEE_LLM member or a 'provider/model' string.")
     temperature: float = Field(default=0.0, description="Sampling temperature, 0 to 2.")
     max_tokens: int | None = Field(
-        default=None, description="Most tokens to generate (None: the transport's 100)."
+        default=None, description="Most tokens to generate (None: no cap, the model's own)."
     )
     context_window: int | None = Field(
         default=None, description="Context window in tokens (None: known per model)."
@@ -201,6 +203,7 @@ class OpenGradient(FunctionCallingLLM):
     )
 
     _llm: Any = PrivateAttr(default=None)
+    _warned_cut: bool = PrivateAttr(default=False)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -264,7 +267,7 @@ class OpenGradient(FunctionCallingLLM):
             protocol.prepare_chat(
                 self.model,
                 [{"role": "user", "content": "-"}],
-                self.max_tokens or _DEFAULT_NUM_OUTPUT,
+                self.max_tokens,
                 self.additional_kwargs.get("stop"),
                 self.temperature,
                 response_format=self.additional_kwargs.get("response_format"),
@@ -282,13 +285,21 @@ class OpenGradient(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Context window, output tokens, and that this is a function-calling chat model."""
+        """Context window, output tokens (``max_tokens``, -1 when not set: no cap), and that
+        this is a function-calling chat model."""
         return LLMMetadata(
             context_window=self.context_window or context_window_of(self.model),
-            num_output=self.max_tokens or _DEFAULT_NUM_OUTPUT,
+            num_output=_NO_LIMIT if self.max_tokens is None else self.max_tokens,
             is_chat_model=True,
             is_function_calling_model=True,
             model_name=self.model,
+        )
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "OpenGradient holds a wallet key and a live transport and cannot be pickled; "
+            "build a new one from its settings where you need it (copy.deepcopy shares the "
+            "transport)"
         )
 
     @property
@@ -316,10 +327,8 @@ class OpenGradient(FunctionCallingLLM):
             "x402_settlement_mode": self.settlement_mode,
             "response_format": merged.get("response_format"),
             "timeout": self.timeout,
+            "max_tokens": merged.get("max_tokens", self.max_tokens),  # None: no cap
         }
-        max_tokens = merged.get("max_tokens", self.max_tokens)
-        if max_tokens is not None:
-            args["max_tokens"] = max_tokens
         return args
 
     def _completion_args(
@@ -334,10 +343,8 @@ class OpenGradient(FunctionCallingLLM):
             "temperature": options.get("temperature", self.temperature),
             "x402_settlement_mode": self.settlement_mode,
             "timeout": self.timeout,
+            "max_tokens": options.get("max_tokens", self.max_tokens),  # None: no cap
         }
-        max_tokens = options.get("max_tokens", self.max_tokens)
-        if max_tokens is not None:
-            args["max_tokens"] = max_tokens
         return args
 
     def _formatted(self, prompt: str, formatted: bool) -> str:
@@ -350,6 +357,20 @@ class OpenGradient(FunctionCallingLLM):
 
     def _prompt_as_chat(self, prompt: str, formatted: bool) -> list[ChatMessage]:
         return [ChatMessage(role=MessageRole.USER, content=self._formatted(prompt, formatted))]
+
+    def _seen(self, response: _Response) -> _Response:
+        """``response``, after a warning (once per model) when it was cut at ``max_tokens``."""
+        extra = response.additional_kwargs
+        if extra.get("finish_reason") == "length" and not self._warned_cut:
+            self._warned_cut = True
+            warnings.warn(
+                f"OpenGradient({self.model!r}): an answer was cut at max_tokens "
+                "(finish_reason='length', in the response's additional_kwargs); raise "
+                "max_tokens, or leave it None for no cap. Warned once per model.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return response
 
     # -- blocking ------------------------------------------------------------------------------
 
@@ -379,20 +400,20 @@ class OpenGradient(FunctionCallingLLM):
         response_format, stop, temperature, max_tokens."""
         output = self.transport.chat(**self._chat_args(messages, kwargs))
         assert isinstance(output, TextGenerationOutput)
-        return chat_response(output, self.model)
+        return self._seen(chat_response(output, self.model))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream a chat: each response has ``delta`` and the message so far."""
         args = self._check_stream(self._chat_args(messages, kwargs))
-        return (fold.response(chunk) for fold, chunk in self._stream(args))
+        return (self._seen(fold.response(chunk)) for fold, chunk in self._stream(args))
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Complete ``prompt`` on the completion endpoint; ``kwargs``: stop, temperature,
         max_tokens."""
         output = self.transport.completion(**self._completion_args(prompt, formatted, kwargs))
-        return completion_response(output, self.model)
+        return self._seen(completion_response(output, self.model))
 
     @llm_completion_callback()
     def stream_complete(
@@ -401,7 +422,7 @@ class OpenGradient(FunctionCallingLLM):
         """Stream the answer to ``prompt``, sent as one user message of a chat (the completion
         endpoint does not stream)."""
         args = self._check_stream(self._chat_args(self._prompt_as_chat(prompt, formatted), kwargs))
-        return (fold.completion(chunk) for fold, chunk in self._stream(args))
+        return (self._seen(fold.completion(chunk)) for fold, chunk in self._stream(args))
 
     # -- async ---------------------------------------------------------------------------------
 
@@ -420,7 +441,7 @@ class OpenGradient(FunctionCallingLLM):
         """Async :meth:`chat`."""
         output = await self.transport.achat(**self._chat_args(messages, kwargs))
         assert isinstance(output, TextGenerationOutput)
-        return chat_response(output, self.model)
+        return self._seen(chat_response(output, self.model))
 
     @llm_chat_callback()
     async def astream_chat(
@@ -431,7 +452,7 @@ class OpenGradient(FunctionCallingLLM):
 
         async def responses() -> ChatResponseAsyncGen:
             async for fold, chunk in self._astream(args):
-                yield fold.response(chunk)
+                yield self._seen(fold.response(chunk))
 
         return responses()
 
@@ -441,7 +462,8 @@ class OpenGradient(FunctionCallingLLM):
     ) -> CompletionResponse:
         """Async :meth:`complete`."""
         args = self._completion_args(prompt, formatted, kwargs)
-        return completion_response(await self.transport.acompletion(**args), self.model)
+        output = await self.transport.acompletion(**args)
+        return self._seen(completion_response(output, self.model))
 
     @llm_completion_callback()
     async def astream_complete(
@@ -452,7 +474,7 @@ class OpenGradient(FunctionCallingLLM):
 
         async def responses() -> CompletionResponseAsyncGen:
             async for fold, chunk in self._astream(args):
-                yield fold.completion(chunk)
+                yield self._seen(fold.completion(chunk))
 
         return responses()
 

@@ -19,11 +19,13 @@ import httpx
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .pinning import Pins, origin_of
+from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
     RetryPolicy,
     TransportFailure,
+    gave_up,
     retry_after_seconds,
 )
 from .stream import StreamAssembler
@@ -90,7 +92,7 @@ class AsyncDriver:
         """One request, retried under the policy; raises NetworkError when no try got through."""
         attempts = 0
         try:
-            async for attempt in self._retry.aretrying():
+            async for attempt in self._retry.aretrying(request.replayable):
                 with attempt:
                     attempts += 1
                     response = await self._send_once(request, timeout)
@@ -102,8 +104,7 @@ class AsyncDriver:
             return last
         except TransportFailure as exc:
             raise NetworkError(
-                f"could not get an answer from {request.url} after {attempts} "
-                f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
+                gave_up(server_of(request.url), request.replayable, attempts, exc)
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -129,7 +130,10 @@ class AsyncDriver:
         except TimeoutError:
             raise TransportFailure(f"timed out: no complete answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise TransportFailure(_describe(exc)) from None
+            never_sent = isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+            )
+            raise TransportFailure(_describe(exc), sent=not never_sent) from None
         finally:
             if answer is not None and not (request.stream and answer.status_code == 200):
                 await answer.aclose()
@@ -172,4 +176,4 @@ class AsyncDriver:
 
 def _describe(exc: BaseException) -> str:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
-    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind
+    return f"{kind}: {failure_reason(str(exc))[:200]}" if str(exc) else kind

@@ -24,6 +24,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .headers import says_close
+
 
 @dataclass(eq=False)
 class Watch:
@@ -106,15 +108,33 @@ def deadline(seconds: float) -> Iterator[Watch]:
 
 
 class _Armed:
-    """Mixed into urllib3 connections: arms the current try's deadline on each request."""
+    """Mixed into urllib3 connections: arms the current try's deadline on each request, and
+    is never reused after an answer that said ``Connection: close`` in ANY of its Connection
+    headers (``http.client`` reads only the first; werkzeug sends ``keep-alive`` then
+    ``close`` on a stream and swallows a next request on that socket)."""
 
     sock: socket.socket | None
+    _closing = False
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         super().request(*args, **kwargs)  # type: ignore[misc]  # connects, then sends
         entry: Watch | None = getattr(_current, "watch", None)
         if entry is not None and self.sock is not None:
             _WATCHDOG.watch(entry, self.sock)
+
+    def connect(self) -> None:
+        self._closing = False
+        super().connect()  # type: ignore[misc]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        self._closing = says_close(response.headers.getlist("Connection"))
+        return response
+
+    @property
+    def is_connected(self) -> bool:
+        """False after a closing answer, so the pool drops this connection for a fresh one."""
+        return not self._closing and bool(super().is_connected)  # type: ignore[misc]
 
 
 class _HTTPConnection(_Armed, HTTPConnection):

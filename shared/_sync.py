@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Generator
 from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.utils import get_environ_proxies
 
 from ._deadline import deadline
 from .errors import NetworkError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .pinning import PinnedAdapter, Pins
+from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
     RetryableStatus,
     RetryPolicy,
     TransportFailure,
+    gave_up,
     retry_after_seconds,
 )
 from .stream import StreamAssembler
@@ -88,8 +92,9 @@ class SyncDriver:
             step = next(flow)
             while True:
                 if isinstance(step, Wait):
-                    with suppress(TimeoutError):
-                        step.done.result(timeout)
+                    if step.done.thread != threading.get_ident():  # else: see ``Wait``
+                        with suppress(TimeoutError):
+                            step.done.result(timeout)
                     step = flow.send(None)
                     continue
                 response = self.send(step, timeout)
@@ -107,7 +112,7 @@ class SyncDriver:
         """One request, retried under the policy; raises NetworkError when no try got through."""
         attempts = 0
         try:
-            for attempt in self._retry.retrying():
+            for attempt in self._retry.retrying(request.replayable):
                 with attempt:
                     attempts += 1
                     response = self._send_once(request, timeout)
@@ -119,8 +124,7 @@ class SyncDriver:
             return last
         except TransportFailure as exc:
             raise NetworkError(
-                f"could not get an answer from {request.url} after {attempts} "
-                f"{'try' if attempts == 1 else 'tries'}: {exc}; check the URL and the network"
+                gave_up(server_of(request.url), request.replayable, attempts, exc)
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -139,7 +143,9 @@ class SyncDriver:
                     allow_redirects=False,
                 )
             except _FAILURES as exc:
-                raise TransportFailure(_describe(exc, watch.fired, timeout)) from None
+                raise TransportFailure(
+                    _describe(exc, watch.fired, timeout), sent=not _never_connected(exc)
+                ) from None
             _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
             if request.stream and answer.status_code == 200:
                 return HttpResponse(200, answer.headers, stream=answer)
@@ -174,8 +180,17 @@ class SyncDriver:
         self._session.close()
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure to connect (the request surely never left)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # NewConnectionError too
+
+
 def _describe(exc: BaseException, cut: bool = False, timeout: float = 0.0) -> str:
     if cut:
         return f"timed out: no complete answer within {timeout:g} s"
     kind = "timed out" if isinstance(exc, requests.Timeout) else type(exc).__name__
-    return f"{kind}: {str(exc)[:200]}" if str(exc) else kind
+    return f"{kind}: {failure_reason(str(exc))[:200]}" if str(exc) else kind

@@ -24,7 +24,6 @@ import re
 import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import cbor2
@@ -43,6 +42,7 @@ __all__ = [
     "AttestationError",
     "AttestationVerdict",
     "NitroDocument",
+    "attestation_request_path",
     "check_binding",
     "check_measurements",
     "new_nonce",
@@ -130,6 +130,11 @@ class NitroDocument:
 def new_nonce() -> str:
     """A fresh attestation nonce: 20 random bytes as 40 lower-case hex characters."""
     return secrets.token_hex(20)
+
+
+def attestation_request_path(nonce: str) -> str:
+    """The path and query of an attestation request: ``/enclave/attestation?nonce=<hex>``."""
+    return f"{ATTESTATION_PATH}?nonce={_nonce_bytes(nonce).hex()}"
 
 
 def pcr_hash_of(pcrs: Mapping[int, bytes]) -> str:
@@ -343,10 +348,6 @@ def _load_certificate(der: bytes, what: str) -> x509.Certificate:
         raise AttestationError(f"{what} is not a DER X.509 certificate: {exc}") from exc
 
 
-def _utc(moment: datetime) -> float:
-    return moment.timestamp()
-
-
 def _check_link(cert: x509.Certificate, issuer: x509.Certificate, what: str, now: float) -> None:
     """``cert`` is signed by ``issuer`` (whose subject is its issuer) and valid at ``now``."""
     try:
@@ -355,7 +356,7 @@ def _check_link(cert: x509.Certificate, issuer: x509.Certificate, what: str, now
         raise AttestationError(f"{what}'s signature does not verify with its issuer") from None
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise AttestationError(f"{what} is not issued by the certificate above it: {exc}") from exc
-    start, end = _utc(cert.not_valid_before_utc), _utc(cert.not_valid_after_utc)
+    start, end = cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
     if not start <= now <= end:
         raise AttestationError(
             f"{what} is not valid at {now:.0f} (valid {start:.0f} to {end:.0f}, unix seconds)"

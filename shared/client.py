@@ -10,11 +10,10 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncGenerator, Collection, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 
@@ -22,7 +21,14 @@ from . import protocol
 from ._async import AsyncDriver
 from ._sync import SyncDriver
 from .attestation import AttestationError
-from .errors import InvalidRequestError, NetworkError
+from .errors import (
+    InvalidRequestError,
+    NetworkError,
+    OpenGradientError,
+    ServerError,
+    StreamInterruptedError,
+    excerpt,
+)
 from .exchange import Delivery, Exchange
 from .network import (
     FAILOVER_LIMIT,
@@ -37,8 +43,17 @@ from .network import rpc_unreachable as _rpc_unreachable
 from .pinning import Pins, certificate_der
 from .registry import RegistryError
 from .retry import RetryPolicy
-from .stream import StreamAssembler
-from .types import TEE_LLM, TeeOrigin, TeeProof, TextGenerationOutput, TextGenerationStream
+from .settings import server_url as _server_url
+from .sse import DEFAULT_MAX_EVENT_BYTES
+from .stream import STREAM_VERIFICATION_MODES, StreamAssembler
+from .types import (
+    TEE_LLM,
+    StreamChunk,
+    TeeOrigin,
+    TeeProof,
+    TextGenerationOutput,
+    TextGenerationStream,
+)
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
 from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
@@ -46,19 +61,9 @@ from .x402.policy import DEFAULT_NETWORKS, PaymentPolicy
 __all__ = ["LLM", "PaymentPolicy", "VerificationPolicy", "VerificationWarning"]
 
 _NO_TOOLS: tuple[dict[str, Any], ...] = ()
-
-
-def _server_url(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequestError(
-            f"{name} is empty; pass the gateway URL, e.g. 'https://host:port'"
-        )
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidRequestError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
-        )
-    return value.strip().rstrip("/")
+DEFAULT_MAX_PROOF_AGE_SECONDS = 300.0
+"""Proofs older than this (seconds) fail verification unless ``max_proof_age_seconds`` says
+otherwise."""
 
 
 def _timeout(value: Any, name: str = "timeout") -> float:
@@ -67,6 +72,36 @@ def _timeout(value: Any, name: str = "timeout") -> float:
     if math.isinf(value):
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def _broken(exc: Exception) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        f"the stream could not be read ({type(exc).__name__}: {excerpt(str(exc), 200)})"
+    )
+
+
+def _guarded(chunks: Generator[StreamChunk, None, None]) -> Generator[StreamChunk, None, None]:
+    """``chunks``, with anything but an ``OpenGradientError`` raised as a
+    :class:`StreamInterruptedError` (the funnel for what the driver does not map)."""
+    try:
+        yield from chunks
+    except OpenGradientError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from exc
+
+
+async def _aguarded(chunks: AsyncGenerator[StreamChunk, None]) -> AsyncGenerator[StreamChunk, None]:
+    """Async :func:`_guarded`."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except OpenGradientError:
+        raise
+    except Exception as exc:
+        raise _broken(exc) from exc
+    finally:
+        await chunks.aclose()
 
 
 class LLM:
@@ -80,14 +115,23 @@ class LLM:
     address. Nothing is fetched before the first call. Keyword-only options:
 
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
-      429/502/503/504; a retry resends the same signed payment);
+      429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
+      an open session is resent only if it cannot have reached the server (the gateway bills
+      every try), unless ``retry_session_requests=True``;
     - the payment policy: ``max_payment`` (base units per call, or per session in generation 2;
-      None = one whole token), ``allowed_networks``, ``allowed_assets``, ``allowed_payees``,
-      ``max_validity_seconds`` — or a ready ``payment_policy`` that replaces them;
+      None = one whole token of an asset whose decimals are known, any other asset refused),
+      ``allowed_networks``, ``allowed_assets``, ``allowed_payees``, ``max_validity_seconds``,
+      ``budget`` (total base units per asset this client may ever authorize; None = no limit)
+      — or a ready ``payment_policy`` that replaces them;
     - ``verification`` ("raise", "warn" or "off"), and the trusted TEE: ``tee_public_key``
       (PEM) and/or ``tee_id``; without them the key is fetched once per server from
-      ``GET /signing-key``; ``tls_certificate`` (PEM or DER) pins an https server URL's
-      certificate;
+      ``GET /signing-key``; ``max_proof_age_seconds`` (default 300, None: no limit): older
+      proofs, and proofs dated more than 60 s ahead, fail verification;
+    - ``stream_verification``: ``"incremental"`` (default; text chunks as they arrive, the
+      stream is verified at its end, tool-call chunks are held until then) or ``"buffer"``
+      (no chunk until the proof verified); ``max_stream_event_bytes`` (default 1 MiB): a
+      larger stream event ends the stream with ``StreamInterruptedError``;
+    - ``tls_certificate`` (PEM or DER) pins an https server URL's certificate;
     - OpenGradient's network (no server URL): ``rpc_url`` (default ``OPENGRADIENT_RPC_URL``,
       else OpenGradient's devnet), ``registry_address`` (``OPENGRADIENT_REGISTRY_ADDRESS``,
       else OpenGradient's registry), ``tee_id`` (use only this TEE); ``attestation``
@@ -111,10 +155,15 @@ class LLM:
         allowed_assets: Iterable[str] | None = None,
         allowed_payees: Iterable[str] | None = None,
         max_validity_seconds: int = 3600,
+        budget: int | None = None,
         verification: VerificationPolicy | str = VerificationPolicy.RAISE,
         tee_public_key: str | bytes | None = None,
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
+        retry_session_requests: bool = False,
+        stream_verification: str = "incremental",
+        max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
+        max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         tls_certificate: str | bytes | None = None,
         rpc_url: str | None = None,
         registry_address: str | None = None,
@@ -177,13 +226,36 @@ class LLM:
             allowed_assets=allowed_assets,
             allowed_payees=allowed_payees,
             max_validity_seconds=max_validity_seconds,
+            budget=budget,
         )
         self._exchange = Exchange(
             account=wallet_account,
             policy=policy,
             verification=VerificationPolicy.parse(verification),
             anchor=TrustAnchor(tee_public_key, tee_id),
+            retry_session_requests=bool(retry_session_requests),
         )
+        if stream_verification not in STREAM_VERIFICATION_MODES:
+            raise InvalidRequestError(
+                f"stream_verification {stream_verification!r} is unknown; use 'incremental' "
+                "(text as it arrives, verified at the end) or 'buffer' (nothing until verified)"
+            )
+        self.stream_verification = stream_verification
+        self.max_proof_age_seconds = (
+            None
+            if max_proof_age_seconds is None
+            else _timeout(max_proof_age_seconds, "max_proof_age_seconds")
+        )
+        if (
+            isinstance(max_stream_event_bytes, bool)
+            or not isinstance(max_stream_event_bytes, int)
+            or max_stream_event_bytes < 1024
+        ):
+            raise InvalidRequestError(
+                f"max_stream_event_bytes must be an integer of at least 1024, "
+                f"got {max_stream_event_bytes!r}"
+            )
+        self.max_stream_event_bytes = max_stream_event_bytes
         retry = RetryPolicy(max_retries=max_retries)
         self._sync = SyncDriver(retry, self._pins)
         self._async = AsyncDriver(retry, self._pins)
@@ -220,13 +292,26 @@ class LLM:
             f"verification={self.verification.value!r})"
         )
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "an opengradient_shared.LLM holds a wallet key and live connections and cannot be "
+            "pickled; build a new LLM from its settings where you need one"
+        )
+
+    def __copy__(self) -> LLM:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LLM:
+        """The same client: copies of a model share its transport (and never copy the key)."""
+        return self
+
     # -- seed API ----------------------------------------------------------------------------
 
     def chat(
         self,
         model: TEE_LLM | str,
         messages: list[dict[str, Any]],
-        max_tokens: int = 100,
+        max_tokens: int | None = 100,
         stop_sequence: list[str] | None = None,
         temperature: float = 0.0,
         tools: Sequence[dict[str, Any]] | None = _NO_TOOLS,
@@ -235,6 +320,7 @@ class LLM:
         stream: bool = False,
         *,
         response_format: dict[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> TextGenerationOutput | TextGenerationStream:
         """Chat with ``model`` inside the TEE, paying with x402.
@@ -243,16 +329,20 @@ class LLM:
         the verified ``tee_proof``, the ``payment`` receipt, ``payment_hash``), or with
         ``stream=True`` a :class:`TextGenerationStream` of :class:`StreamChunk` whose final
         chunk carries usage, proof and receipt. Raises an ``OpenGradientError`` subclass.
+        ``max_tokens=None`` sends no cap (the server's default applies); ``extra_body`` adds
+        fields of the gateway's OpenAI schema (``protocol.EXTRA_CHAT_FIELDS``: top_p, n,
+        seed, presence_penalty, frequency_penalty, logit_bias, user).
         """
         prepared = protocol.prepare_chat(
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-            x402_settlement_mode, stream, response_format,
+            x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         delivery, origin = self._deliver(prepared, stream, seconds)
         if stream:
             response = delivery.response.stream
-            chunks = self._sync.stream(response, self._assembler(prepared, delivery, origin))
+            assembler = self._assembler(prepared, delivery, origin)
+            chunks = _guarded(self._sync.stream(response, assembler))
 
             def close() -> None:
                 chunks.close()
@@ -265,7 +355,7 @@ class LLM:
         self,
         model: TEE_LLM | str,
         prompt: str,
-        max_tokens: int = 100,
+        max_tokens: int | None = 100,
         stop_sequence: list[str] | None = None,
         temperature: float = 0.0,
         x402_settlement_mode: _Mode | None = _Mode.SETTLE_BATCH,
@@ -287,7 +377,7 @@ class LLM:
         self,
         model: TEE_LLM | str,
         messages: list[dict[str, Any]],
-        max_tokens: int = 100,
+        max_tokens: int | None = 100,
         stop_sequence: list[str] | None = None,
         temperature: float = 0.0,
         tools: Sequence[dict[str, Any]] | None = _NO_TOOLS,
@@ -296,19 +386,21 @@ class LLM:
         stream: bool = False,
         *,
         response_format: dict[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> TextGenerationOutput | TextGenerationStream:
         """Async :meth:`chat`. With ``stream=True``, awaiting sends the request (and pays);
         iterate the returned stream with ``async for``."""
         prepared = protocol.prepare_chat(
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
-            x402_settlement_mode, stream, response_format,
+            x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
         seconds = self._call_timeout(timeout)
         delivery, origin = await self._adeliver(prepared, stream, seconds)
         if stream:
             response = delivery.response.stream
-            chunks = self._async.stream(response, self._assembler(prepared, delivery, origin))
+            assembler = self._assembler(prepared, delivery, origin)
+            chunks = _aguarded(self._async.stream(response, assembler))
 
             async def aclose() -> None:
                 await chunks.aclose()
@@ -321,7 +413,7 @@ class LLM:
         self,
         model: TEE_LLM | str,
         prompt: str,
-        max_tokens: int = 100,
+        max_tokens: int | None = 100,
         stop_sequence: list[str] | None = None,
         temperature: float = 0.0,
         x402_settlement_mode: _Mode | None = _Mode.SETTLE_BATCH,
@@ -456,6 +548,8 @@ class LLM:
             request_hash=prepared.request_hash,
             output_hash=output_hash,
             key_problem=delivery.key_problem,
+            now=self._exchange.clock(),
+            max_age_seconds=self.max_proof_age_seconds,
         )
 
     def _assembler(
@@ -465,17 +559,29 @@ class LLM:
             partial(self._check, prepared, delivery),
             delivery.receipt,
             delivery.payment_hash,
-            origin,
+            mode=self.stream_verification,
+            max_event_bytes=self.max_stream_event_bytes,
+            origin=origin,
         )
 
     def _output(
         self, prepared: protocol.PreparedRequest, delivery: Delivery, origin: TeeOrigin | None
     ) -> TextGenerationOutput:
         body = delivery.response.body
-        answer = (
-            protocol.parse_completion(body) if prepared.completion else protocol.parse_chat(body)
-        )
-        proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        try:
+            answer = (
+                protocol.parse_completion(body)
+                if prepared.completion
+                else protocol.parse_chat(body)
+            )
+            proof = self._check(prepared, delivery, answer.data, answer.output_hash)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel: anything else is a bug, reported as such
+            raise ServerError(
+                f"the server's answer could not be read ({type(exc).__name__}: "
+                f"{excerpt(str(exc), 200)})"
+            ) from exc
         return TextGenerationOutput(
             transaction_hash="external",
             finish_reason=answer.finish_reason,

@@ -5,19 +5,24 @@ Messages say what was wrong and what to do. They never contain a private key.
 
 from __future__ import annotations
 
+import reprlib
+
 
 class OpenGradientError(Exception):
     """Base class of every error raised by this package.
 
     ``status_code`` is the HTTP status when the server answered; ``body`` is the server's
-    error text (truncated) when it sent one.
+    error text (escaped and cut to 500 characters) when it sent one. Messages are cut to
+    :data:`MAX_MESSAGE` characters; server text inside them is escaped (:func:`excerpt`).
     """
 
     def __init__(self, message: str, *, status_code: int | None = None, body: str | None = None):
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "…"
         super().__init__(message)
         self.message = message
         self.status_code = status_code
-        self.body = body
+        self.body = None if body is None else truncate_body(body)
 
     def __str__(self) -> str:
         return self.message
@@ -61,7 +66,37 @@ class VerificationError(OpenGradientError):
     """The answer's TEE proof is missing or does not verify; its content is withheld."""
 
 
+MAX_MESSAGE = 2000
+"""No error message is longer than this many characters (the rest is cut)."""
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 300
+_REPR.maxlevel = 3
+
+
+def _escaped(char: str) -> str:
+    return char if char.isprintable() else repr(char)[1:-1]
+
+
+def excerpt(value: object, limit: int = 200) -> str:
+    """A server-sent value made safe to quote: newlines, control characters and ANSI escapes
+    written repr-style (``\\n``, ``\\x1b``), cut to ``limit`` characters (plus "…").
+
+    Bytes are decoded as UTF-8 (invalid bytes replaced); other values than text are shown by
+    a bounded ``repr``. The cost is bounded by ``limit``, whatever the size of ``value``.
+    """
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value[: 4 * limit + 4]).decode("utf-8", "replace")
+    elif isinstance(value, str):
+        text = value[: limit + 1]
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        text = f"<an integer of {value.bit_length()} bits>"
+    else:
+        text = _REPR.repr(value)
+    escaped = "".join(_escaped(char) for char in text[: limit + 1])
+    return escaped if len(escaped) <= limit else escaped[:limit] + "…"
+
+
 def truncate_body(text: str, limit: int = 500) -> str:
-    """Shorten a server's error body for inclusion in a message."""
-    text = text.strip()
-    return text if len(text) <= limit else text[:limit] + "…"
+    """Shorten and escape a server's text for a message or a log line (see :func:`excerpt`)."""
+    return excerpt(text[: 4 * limit + 4].strip(), limit)

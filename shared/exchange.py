@@ -35,21 +35,19 @@ from .errors import (
     ServerError,
     VerificationError,
 )
+from .headers import header
 from .types import PaymentReceipt
 from .verification import SIGNING_KEY_PATH, TrustAnchor, VerificationPolicy
 from .x402 import (
     ChallengeError,
-    HeaderDecodeError,
     PaymentChallenge,
     PaymentRequirement,
     SignedPayment,
-    decode_header,
     error_of_402,
-    exact,
     parse_challenge,
     scheme_for,
-    upto,
 )
+from .x402.payment import read_settlement
 from .x402.policy import PaymentPolicy, PinnedTerms
 
 SESSION_MARGIN_FRACTION = 0.2
@@ -67,6 +65,9 @@ class HttpRequest:
     headers: Mapping[str, str]
     body: bytes | None = None
     stream: bool = False
+    replayable: bool = True
+    """False: resend only when the request surely never reached the server (a session
+    request, billed by the server on every try)."""
 
 
 @dataclass
@@ -81,12 +82,24 @@ class HttpResponse:
     stream: Any = None
 
 
+class Lead(Future[None]):
+    """Resolved when a leading call is done (learning a route, opening its session, fetching
+    a TEE key). ``thread`` is the thread that runs the leading call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+
 @dataclass(frozen=True)
 class Wait:
-    """For the driver: wait until ``done`` (another call on the route has learned its terms or
-    opened its session), at most one try's timeout, then resume the flow."""
+    """For the driver: wait until ``done`` (another call has learned the route's terms, opened
+    its session or fetched the server's key), at most one try's timeout, then resume the flow.
+    A blocking driver must not wait when ``done.thread`` is its own thread: the leader is then
+    an async call of the event loop that this very thread runs, which cannot move while the
+    thread blocks; it resumes the flow at once instead (which then goes ahead alone)."""
 
-    done: Future[None]
+    done: Lead
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,7 @@ yielded, and ``None`` after a ``Wait``."""
 @dataclass(frozen=True)
 class _Session:
     id: str
+    header: str
     payment: SignedPayment
 
     def usable(self, now: float) -> bool:
@@ -126,22 +140,19 @@ class _Endpoint:
     pinned: PinnedTerms | None = None
     answered: bool = False
     """A call has succeeded here (a route that never asked for payment needs no leader)."""
-    opening: Future[None] | None = None
+    opening: Lead | None = None
     """Set while one call learns the terms or opens the session; the others wait for it."""
 
     def needs_leader(self, session: _Session | None) -> bool:
         """Whether a call now would learn the route or open a session others could share."""
         if session is not None:
             return False
-        return not self.answered or (self.terms is not None and self.terms[0].x402_version >= 2)
+        return not self.answered or (self.terms is not None and _opens_sessions(self.terms[0]))
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
-    return value
+def _opens_sessions(requirement: PaymentRequirement) -> bool:
+    scheme = scheme_for(requirement)
+    return scheme is not None and scheme.SESSION_HEADER is not None
 
 
 @dataclass
@@ -157,13 +168,26 @@ class Exchange:
     verification: VerificationPolicy
     anchor: TrustAnchor
     clock: Callable[[], float] = time.time
+    retry_session_requests: bool = False
+    """Resend a generation-2 session request that may have reached the server (off: the
+    gateway bills every try on a session)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _endpoints: dict[str, _Endpoint] = field(default_factory=dict, repr=False)
     _generations: dict[str, int] = field(default_factory=dict, repr=False)
     _keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict, repr=False)
+    _fetching: dict[str, Lead] = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
         return f"Exchange(payer={self.account.address}, policy={self.policy!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an Exchange holds a wallet key and cannot be pickled")
+
+    def __copy__(self) -> Exchange:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Exchange:
+        return self  # one client's memory and key, never duplicated
 
     # -- the flow --------------------------------------------------------------------------
 
@@ -182,20 +206,7 @@ class Exchange:
         payment address): another one is refused before anything is signed."""
         key, key_problem = key or self.anchor.key, None
         if key is None and self.verification is not VerificationPolicy.OFF:
-            with self._lock:
-                key = self._keys.get(server)
-            if key is None:
-                url = server + SIGNING_KEY_PATH
-                answer = yield HttpRequest("GET", url, {"Accept": "application/json"})
-                try:
-                    key = self.anchor.key_from_answer(answer.status, answer.body, url)
-                except VerificationError as exc:
-                    if self.verification is VerificationPolicy.RAISE:
-                        raise
-                    key_problem = str(exc)
-                else:
-                    with self._lock:
-                        self._keys[server] = key
+            key, key_problem = yield from self._signing_key(server)
 
         url = server + prepared.path
         waited = False
@@ -207,19 +218,20 @@ class Exchange:
                     endpoint.session = session = None
                 terms = endpoint.terms if session is None else None
                 opening = endpoint.opening
-                led: Future[None] | None = None
+                led: Lead | None = None
                 if not waited and opening is None and endpoint.needs_leader(session):
-                    endpoint.opening = led = Future()
+                    endpoint.opening = led = Lead()
             if led is not None or opening is None or waited:
                 break
             yield Wait(opening)
             waited = True  # then go ahead alone, whatever the leader achieved
+        spent: dict[str, int] = {}  # what this call signed, per asset: all of it counts
         try:
-            payment = self._sign(*terms) if terms is not None else None
+            payment = self._sign(*terms, spent) if terms is not None else None
             response = yield self._request(server, url, prepared, payment, session)
             if response.status == 402:
                 response, payment = yield from self._answer_402(
-                    server, url, prepared, endpoint, response, payment, session, pay_to
+                    server, url, prepared, endpoint, response, payment, session, spent, pay_to
                 )
             if not 200 <= response.status < 300:
                 raise protocol.error_for_status(response.status, response.body, url)
@@ -229,8 +241,45 @@ class Exchange:
                 with self._lock:
                     endpoint.opening = None
                 led.set_result(None)
-        payment_hash = _header(response.headers, protocol.PROCESSING_HASH_HEADER) or ""
+        payment_hash = header(response.headers, protocol.PROCESSING_HASH_HEADER) or ""
         return Delivery(response, receipt, payment_hash, key, key_problem)
+
+    def _signing_key(
+        self, server: str
+    ) -> Generator[HttpRequest | Wait, Any, tuple[rsa.RSAPublicKey | None, str | None]]:
+        """The server's TEE key, fetched once per server: concurrent first calls wait for the
+        one fetching it (and fetch alone only if that one failed)."""
+        with self._lock:
+            key = self._keys.get(server)
+            fetching = self._fetching.get(server)
+            led: Lead | None = None
+            if key is None and fetching is None:
+                self._fetching[server] = led = Lead()
+        if key is not None:
+            return key, None
+        if fetching is not None:
+            yield Wait(fetching)
+            with self._lock:
+                key = self._keys.get(server)
+            if key is not None:
+                return key, None
+        try:
+            url = server + SIGNING_KEY_PATH
+            answer = yield HttpRequest("GET", url, {"Accept": "application/json"})
+            try:
+                key = self.anchor.key_from_answer(answer.status, answer.body, url)
+            except VerificationError as exc:
+                if self.verification is VerificationPolicy.RAISE:
+                    raise
+                return None, str(exc)
+            with self._lock:
+                self._keys[server] = key
+            return key, None
+        finally:
+            if led is not None:
+                with self._lock:
+                    self._fetching.pop(server, None)
+                led.set_result(None)
 
     def _answer_402(
         self,
@@ -241,6 +290,7 @@ class Exchange:
         response: HttpResponse,
         payment: SignedPayment | None,
         session: _Session | None,
+        spent: dict[str, int],
         pay_to: str | None = None,
     ) -> Generator[HttpRequest, HttpResponse, tuple[HttpResponse, SignedPayment]]:
         challenge = self._challenge(server, response)
@@ -270,7 +320,7 @@ class Exchange:
         with self._lock:
             pinned = endpoint.pinned
         try:
-            requirement = self.policy.choose(challenge, pinned)
+            requirement = self.policy.choose(challenge, pinned, spent)
             if pay_to is not None and requirement.pay_to.lower() != pay_to.lower():
                 raise PaymentPolicyError(
                     f"{url} asks to pay {requirement.pay_to}, but the TEE registry lists "
@@ -280,9 +330,12 @@ class Exchange:
             with self._lock:
                 endpoint.terms = None  # never pre-sign terms the policy refuses
             raise
+        scheme = scheme_for(requirement)
         with self._lock:
             endpoint.terms = (requirement, challenge)
-        payment = self._sign(requirement, challenge)
+            if scheme is not None:  # now the settlement mode goes in this server's spelling
+                self._generations[server] = scheme.GENERATION
+        payment = self._sign(requirement, challenge, spent)
         response = yield self._request(server, url, prepared, payment, None)
         if response.status == 402:
             reason = self._reason(response, self._challenge(server, response))
@@ -304,13 +357,17 @@ class Exchange:
         session: _Session | None,
     ) -> HttpRequest:
         with self._lock:
-            generation = self._generations.get(server, 1)
+            generation = self._generations.get(server)  # None: unknown yet, send no spelling
         headers = prepared.headers(generation)
+        replayable = True
         if payment is not None:
             headers[payment.header_name] = payment.header_value
         elif session is not None:
-            headers[upto.SESSION_HEADER] = session.id
-        return HttpRequest("POST", url, headers, prepared.payload, prepared.stream)
+            headers[session.header] = session.id
+            replayable = self.retry_session_requests
+        return HttpRequest(
+            "POST", url, headers, prepared.payload, prepared.stream, replayable=replayable
+        )
 
     def _challenge(self, server: str, response: HttpResponse) -> PaymentChallenge | None:
         try:
@@ -319,9 +376,6 @@ class Exchange:
             raise ServerError(
                 f"{server} answered 402 with an unreadable challenge: {exc}", status_code=402
             ) from None
-        if challenge is not None:
-            with self._lock:
-                self._generations[server] = 2 if challenge.x402_version >= 2 else 1
         return challenge
 
     @staticmethod
@@ -330,14 +384,33 @@ class Exchange:
             return str(challenge.error)
         return error_of_402(response.body) or protocol.server_message(response.body) or "no reason"
 
-    def _sign(self, requirement: PaymentRequirement, challenge: PaymentChallenge) -> SignedPayment:
+    def _sign(
+        self, requirement: PaymentRequirement, challenge: PaymentChallenge, spent: dict[str, int]
+    ) -> SignedPayment:
+        """Sign one payment for this call, after the policy's last word (cap, what this call
+        already signed, budget) and an atomic reservation against the budget."""
         scheme = scheme_for(requirement)
         if scheme is None:  # the policy refuses these; kept for a clear error if not
             raise PaymentError(f"cannot pay with scheme {requirement.scheme!r}")
+        reason = self.policy.refusal(requirement, None, spent)
+        if reason is not None:
+            raise PaymentPolicyError("payment refused, nothing was signed: " + reason)
+        asset, amount = requirement.asset, requirement.amount
+        self.policy.budget.reserve(asset, amount)  # raises, naming budget, spent and price
+        problem = None
         try:
-            return scheme.sign_payment(self.account, requirement, challenge, now=int(self.clock()))
+            payment = scheme.sign_payment(
+                self.account, requirement, challenge, now=int(self.clock())
+            )
         except ValueError as exc:
-            raise PaymentError(f"cannot sign a payment for these terms: {exc}") from None
+            problem = str(exc)
+        except Exception:  # noqa: BLE001 - the schemes validate first; never show key frames
+            problem = "the signer refused the terms"
+        if problem is not None:  # raised outside the handler: no context holds signer frames
+            self.policy.budget.release(asset, amount)
+            raise PaymentError(f"cannot sign a payment for these terms: {problem}")
+        spent[asset.lower()] = spent.get(asset.lower(), 0) + amount
+        return payment
 
     def _settled(
         self,
@@ -348,57 +421,42 @@ class Exchange:
         session: _Session | None,
     ) -> PaymentReceipt | None:
         """Remember what worked and describe what was paid (or reused) for this answer."""
-        session_id = _header(response.headers, upto.SESSION_HEADER)
+        used = payment or (session.payment if session is not None else None)
+        scheme = scheme_for(used.requirement) if used is not None else None
+        session_header = scheme.SESSION_HEADER if scheme is not None else None
+        session_id = header(response.headers, session_header) if session_header else None
         with self._lock:
             endpoint.answered = True
-            if session_id:
-                self._generations[server] = 2
+            if scheme is not None:
+                self._generations[server] = scheme.GENERATION
             if payment is not None:
                 requirement = payment.requirement
                 endpoint.pinned = PinnedTerms(requirement.pay_to, requirement.asset)
-                if requirement.x402_version >= 2 and session_id:
-                    endpoint.session = _Session(session_id, payment)
+                if session_header and session_id:
+                    endpoint.session = _Session(session_id, session_header, payment)
             elif session is not None and session_id and session_id != session.id:
-                endpoint.session = _Session(session_id, session.payment)
-        if payment is not None:
-            return _receipt(payment, response, session_id, new_payment=True)
-        if session is not None:
-            return _receipt(session.payment, response, session_id or session.id, new_payment=False)
-        return None
-
-
-def _receipt(
-    payment: SignedPayment, response: HttpResponse, session_id: str | None, *, new_payment: bool
-) -> PaymentReceipt:
-    requirement = payment.requirement
-    if requirement.x402_version >= 2:
+                endpoint.session = _Session(session_id, session.header, session.payment)
+        if used is None or scheme is None:
+            return None
+        report = read_settlement(response.headers, scheme.RECEIPT_HEADER)
+        requirement = used.requirement
+        if session_header is None:  # pays per call: this call cost what it authorized
+            cost: int | None = used.amount
+        else:  # metered: only what the server reports for this call
+            cost = report.amount
         return PaymentReceipt(
             x402_version=requirement.x402_version,
             scheme=requirement.scheme,
-            network=requirement.network,
+            network=report.network or requirement.network,
             asset=requirement.asset,
-            amount=payment.amount,
-            payer=payment.payer,
+            amount=used.amount,
+            payer=report.payer or used.payer,
             pay_to=requirement.pay_to,
-            session_id=session_id,
-            new_payment=new_payment,
+            success=report.success,
+            transaction=report.transaction,
+            session_id=session_id or (session.id if session is not None else None),
+            new_payment=payment is not None,
+            cost=cost,
+            authorized_total=self.policy.budget.spent(requirement.asset),
+            budget_remaining=self.policy.budget.remaining(requirement.asset),
         )
-    settled: dict[str, Any] = {}
-    header = _header(response.headers, exact.RECEIPT_HEADER)
-    if header:
-        try:
-            settled = decode_header(header)
-        except HeaderDecodeError:
-            settled = {}
-    return PaymentReceipt(
-        x402_version=requirement.x402_version,
-        scheme=requirement.scheme,
-        network=str(settled.get("network") or requirement.network),
-        asset=requirement.asset,
-        amount=payment.amount,
-        payer=str(settled.get("payer") or payment.payer),
-        pay_to=requirement.pay_to,
-        success=bool(settled.get("success", True)),
-        transaction=settled.get("transaction"),
-        new_payment=new_payment,
-    )

@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import tee
+from . import tee, wire
 from .errors import (
     AuthenticationError,
     InvalidRequestError,
     OpenGradientError,
     ServerError,
+    excerpt,
     truncate_body,
 )
-from .types import TEE_LLM, Usage, x402SettlementMode
+from .types import (
+    TEE_LLM,
+    StreamChoice,
+    StreamChunk,
+    StreamDelta,
+    Usage,
+    x402SettlementMode,
+)
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETION_PATH = "/v1/completions"
@@ -55,14 +64,33 @@ class PreparedRequest:
         """The ``tee_request_hash`` an honest gateway signs for this body."""
         return tee.request_hash(self.body, completion=self.completion)
 
-    def headers(self, generation: int) -> dict[str, str]:
-        """Request headers for a server of protocol ``generation`` (1 or 2)."""
-        return {
+    def headers(self, generation: int | None) -> dict[str, str]:
+        """Request headers for a server of protocol ``generation`` (1 or 2); None (not known
+        yet) sends no settlement mode rather than a spelling the server may misread."""
+        headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if self.stream else "application/json",
             "Authorization": AUTHORIZATION,
-            SETTLEMENT_HEADER: self.settlement.wire_value(generation),
         }
+        if generation is not None:
+            headers[SETTLEMENT_HEADER] = self.settlement.wire_value(generation)
+        return headers
+
+
+def server_of(url: str) -> str:
+    """The server a request URL was built from (its endpoint path removed), for error text
+    that names the URL the user configured."""
+    for path in (CHAT_PATH, COMPLETION_PATH, "/signing-key"):
+        if url.endswith(path):
+            return url[: -len(path)]
+    return url
+
+
+def failure_reason(text: str) -> str:
+    """The OS-level reason in a connection error's text (``[Errno 111] Connection refused``)
+    without the connection pool's internals; the text itself when it holds none."""
+    found = re.search(r"\[Errno -?\d+\][^'\")]*", text)
+    return found.group(0).strip() if found else text
 
 
 # ---- validation --------------------------------------------------------------------------
@@ -103,10 +131,90 @@ def _model_hint(model: str) -> str:
     )
 
 
-def _max_tokens(value: Any) -> int:
+def _max_tokens(value: Any) -> int | None:
+    """A positive int, or None: no ``max_tokens`` in the body (the server's default applies)."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRequestError(f"max_tokens must be a positive integer, got {value!r}")
+        raise InvalidRequestError(f"max_tokens must be a positive integer or None, got {value!r}")
     return value
+
+
+def _number(low: float, high: float) -> Callable[[str, Any], float]:
+    def check(name: str, value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or math.isnan(value) or not low <= value <= high:
+            raise InvalidRequestError(
+                f"{name} must be a number from {low:g} to {high:g}, got {value!r}"
+            )
+        return float(value)
+
+    return check
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequestError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _one_choice(name: str, value: Any) -> int:
+    if _integer(name, value) != 1:
+        raise InvalidRequestError(
+            f"{name} must be 1: the gateway answers with one choice, got {value!r}"
+        )
+    return 1
+
+
+def _user(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{name} must be a non-empty string, got {value!r:.80}")
+    return value
+
+
+def _logit_bias(name: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"{name} must be a dict of token id to bias, got {value!r:.80}")
+    bias = _number(-100, 100)
+    out: dict[str, float] = {}
+    for token, weight in value.items():
+        if isinstance(token, bool) or not str(token).isdigit():
+            raise InvalidRequestError(f"{name} keys must be token ids, got {token!r:.40}")
+        out[str(token)] = bias(f"{name}[{token}]", weight)
+    return out
+
+
+EXTRA_CHAT_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "top_p": _number(0, 1),
+    "n": _one_choice,
+    "seed": _integer,
+    "presence_penalty": _number(-2, 2),
+    "frequency_penalty": _number(-2, 2),
+    "logit_bias": _logit_bias,
+    "user": _user,
+}
+"""Fields of OpenGradient's OpenAI-compatible chat schema beyond the seed's arguments (the
+gateway's request parser reads these; none is in the TEE request hash), with their checks."""
+
+
+def extra_chat_fields(value: Any) -> dict[str, Any]:
+    """Check ``extra_body`` (a dict of :data:`EXTRA_CHAT_FIELDS`); None values are dropped.
+
+    Raises :class:`InvalidRequestError` naming a field outside the set, or a bad value.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"extra_body must be a dict, got {type(value).__name__}")
+    unknown = sorted(str(key) for key in value if key not in EXTRA_CHAT_FIELDS)
+    if unknown:
+        raise InvalidRequestError(
+            f"unsupported request field(s) {', '.join(unknown)}; OpenGradient's gateway reads "
+            f"{', '.join(EXTRA_CHAT_FIELDS)} beyond the chat arguments"
+        )
+    return {
+        key: EXTRA_CHAT_FIELDS[key](key, item) for key, item in value.items() if item is not None
+    }
 
 
 def _temperature(value: Any) -> float:
@@ -325,14 +433,19 @@ def prepare_chat(
     x402_settlement_mode: Any = x402SettlementMode.SETTLE_BATCH,
     stream: Any = False,
     response_format: Any = None,
+    extra_body: Any = None,
 ) -> PreparedRequest:
-    """Validate a chat call and build its request (raises :class:`InvalidRequestError`)."""
-    body: dict[str, Any] = {
-        "model": wire_model(model),
-        "messages": _messages(messages),
-        "max_tokens": _max_tokens(max_tokens),
-        "temperature": _temperature(temperature),
-    }
+    """Validate a chat call and build its request (raises :class:`InvalidRequestError`).
+
+    ``max_tokens=None`` leaves it out of the body (the server's default applies);
+    ``extra_body`` adds fields of :data:`EXTRA_CHAT_FIELDS`.
+    """
+    body: dict[str, Any] = {"model": wire_model(model), "messages": _messages(messages)}
+    limit = _max_tokens(max_tokens)
+    if limit is not None:
+        body["max_tokens"] = limit
+    body["temperature"] = _temperature(temperature)
+    body.update(extra_chat_fields(extra_body))
     stop = _stop(stop_sequence)
     if stop:
         body["stop"] = stop
@@ -359,15 +472,15 @@ def prepare_completion(
     temperature: Any = 0.0,
     x402_settlement_mode: Any = x402SettlementMode.SETTLE_BATCH,
 ) -> PreparedRequest:
-    """Validate a completion call and build its request (raises :class:`InvalidRequestError`)."""
+    """Validate a completion call and build its request (raises :class:`InvalidRequestError`;
+    ``max_tokens=None`` leaves it out: the server's default applies)."""
     if not isinstance(prompt, str):
         raise InvalidRequestError(f"prompt must be a string, got {type(prompt).__name__}")
-    body: dict[str, Any] = {
-        "model": wire_model(model),
-        "prompt": prompt,
-        "max_tokens": _max_tokens(max_tokens),
-        "temperature": _temperature(temperature),
-    }
+    body: dict[str, Any] = {"model": wire_model(model), "prompt": prompt}
+    limit = _max_tokens(max_tokens)
+    if limit is not None:
+        body["max_tokens"] = limit
+    body["temperature"] = _temperature(temperature)
     stop = _stop(stop_sequence)
     if stop:
         body["stop"] = stop
@@ -377,6 +490,11 @@ def prepare_completion(
 
 
 # ---- answers -----------------------------------------------------------------------------
+#
+# Every answer is read once, strictly (shared/wire.py), into the values that are both hashed
+# and delivered: what the caller gets is exactly what the TEE proof covers. Only choice 0 is
+# read; other choices are dropped. When the answer has tool calls the proof covers only them,
+# so text beside them is dropped. Tool calls keep only the hashed fields.
 
 
 @dataclass(frozen=True)
@@ -405,110 +523,224 @@ class Answer:
         return message
 
 
-def usage_of(raw: Any) -> Usage | None:
-    """Read an OpenAI ``usage`` object (None when absent or malformed)."""
-    if not isinstance(raw, Mapping):
+MAX_TOKENS_REPORTED = 2**53
+"""The largest token count accepted in ``usage``."""
+
+
+def usage_of(raw: Any, where: str = "usage") -> Usage | None:
+    """Read an OpenAI ``usage`` object (None when absent); ``total_tokens`` is prompt +
+    completion when the server leaves it out. Raises MalformedAnswerError on wrong types."""
+    if raw is None:
         return None
-    try:
-        prompt = int(raw.get("prompt_tokens") or 0)
-        completion = int(raw.get("completion_tokens") or 0)
-        total = int(raw.get("total_tokens") or prompt + completion)
-    except (TypeError, ValueError):
-        return None
+    data = wire.as_object(raw, where)
+    counts = [
+        wire.opt_int(data, key, where, high=MAX_TOKENS_REPORTED)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    ]
+    prompt, completion = counts[0] or 0, counts[1] or 0
+    total = counts[2] if counts[2] is not None else prompt + completion
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ServerError(
-            "the server's answer is not JSON: " + truncate_body(body.decode("utf-8", "replace"))
-        ) from None
-    if not isinstance(data, dict):
-        raise ServerError("the server's answer is not a JSON object")
-    return data
+def tool_call_of(raw: Any, where: str) -> dict[str, Any]:
+    """One complete tool call, reduced to the hashed fields ``id``, ``type``, ``function``."""
+    call = wire.as_object(raw, where)
+    function = wire.as_object(call.get("function"), where + ".function")
+    kind = wire.opt_str(call, "type", where) or "function"
+    if kind != "function":
+        raise wire.MalformedAnswerError(
+            f"the server's {where}.type is {excerpt(kind, 40)}; only 'function' tool calls exist"
+        )
+    return {
+        "id": wire.as_str(call.get("id"), where + ".id"),
+        "type": kind,
+        "function": {
+            "name": wire.as_str(function.get("name"), where + ".function.name"),
+            "arguments": wire.as_str(function.get("arguments"), where + ".function.arguments"),
+        },
+    }
+
+
+def _index(choice: Mapping[str, Any], where: str) -> int:
+    index = choice.get("index")
+    return 0 if index is None else wire.as_int(index, where + ".index", high=2**31)
+
+
+def choice_zero(raw: Any, where: str = "choices") -> dict[str, Any] | None:
+    """The choice with index 0 of a ``choices`` array (None when there is none); other choices
+    are dropped. Two choices with index 0 are refused: one of them would go unverified."""
+    if raw is None:
+        return None
+    found: dict[str, Any] | None = None
+    for position, item in enumerate(wire.as_list(raw, where)):
+        name = f"{where}[{position}]"
+        choice = wire.as_object(item, name)
+        if _index(choice, name) != 0:
+            continue
+        if found is not None:
+            raise wire.MalformedAnswerError(f"the server's {where} has two choices with index 0")
+        found = choice
+    return found
+
+
+def _answer_head(data: dict[str, Any]) -> tuple[Usage | None, str | None, str | None]:
+    return (
+        usage_of(data.get("usage")),
+        wire.opt_str(data, "model", ""),
+        wire.opt_str(data, "id", ""),
+    )
 
 
 def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ServerError(
-            "the server's answer has no choices: " + truncate_body(json.dumps(data), 300)
-        )
-    return choices[0]
+    choice = choice_zero(data.get("choices"))
+    if choice is None:
+        raise wire.MalformedAnswerError("the server's answer has no choice with index 0")
+    return choice
 
 
 def parse_chat(body: bytes) -> Answer:
     """Read a ``chat.completion`` answer (raises :class:`ServerError` when malformed)."""
-    data = _json_object(body)
+    data = wire.as_object(wire.loads(body, "the server's answer"), "answer")
     choice = _first_choice(data)
-    message = choice.get("message")
-    if not isinstance(message, dict):
-        raise ServerError("the server's answer has no message in choices[0]")
-    tool_calls = message.get("tool_calls") or None
+    message = wire.as_object(choice.get("message"), "choices[0].message")
+    content = wire.opt_str(message, "content", "choices[0].message") or ""
+    raw_calls = message.get("tool_calls")
+    calls = [
+        tool_call_of(call, f"choices[0].message.tool_calls[{i}]")
+        for i, call in enumerate(wire.as_list(raw_calls, "choices[0].message.tool_calls"))
+    ] if raw_calls is not None else []  # fmt: skip
+    usage, model, answer_id = _answer_head(data)
     return Answer(
         data=data,
-        content=str(message.get("content") or ""),
-        tool_calls=list(tool_calls) if tool_calls else None,
-        finish_reason=choice.get("finish_reason"),
-        usage=usage_of(data.get("usage")),
-        model=data.get("model"),
-        id=data.get("id"),
+        content="" if calls else content,  # the proof covers only the tool calls
+        tool_calls=calls or None,
+        finish_reason=wire.opt_str(choice, "finish_reason", "choices[0]"),
+        usage=usage,
+        model=model,
+        id=answer_id,
     )
 
 
 def parse_completion(body: bytes) -> Answer:
     """Read a ``text_completion`` answer (``choices[0].text``, or the legacy ``completion``)."""
-    data = _json_object(body)
-    if "choices" not in data and isinstance(data.get("completion"), str):
-        text, finish = data["completion"], data.get("finish_reason")
+    data = wire.as_object(wire.loads(body, "the server's answer"), "answer")
+    if data.get("choices") is None and isinstance(data.get("completion"), str):
+        text, finish = data["completion"], wire.opt_str(data, "finish_reason", "")
     else:
         choice = _first_choice(data)
-        text, finish = str(choice.get("text") or ""), choice.get("finish_reason")
+        text = wire.opt_str(choice, "text", "choices[0]") or ""
+        finish = wire.opt_str(choice, "finish_reason", "choices[0]")
+    usage, model, answer_id = _answer_head(data)
     return Answer(
         data=data,
         content=text,
         tool_calls=None,
         finish_reason=finish,
-        usage=usage_of(data.get("usage")),
-        model=data.get("model"),
-        id=data.get("id"),
+        usage=usage,
+        model=model,
+        id=answer_id,
     )
 
 
+@dataclass(frozen=True)
+class StreamEvent:
+    """One stream event as read (choice 0 only): what is hashed is what is delivered.
+
+    ``tool_calls`` are the event's tool-call pieces as the client passes them on: ``index``,
+    ``function.arguments``, and ``id``, ``type``, ``function.name`` on a call's first piece only.
+    """
+
+    data: dict[str, Any]
+    has_choice: bool
+    content: str | None
+    role: str | None
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+    usage: Usage | None
+    model: str
+
+    @property
+    def is_final(self) -> bool:
+        """Whether this is the answer's last event (it ends it or carries the proof)."""
+        return self.finish_reason is not None or "tee_signature" in self.data
+
+
 class StreamAccumulator:
-    """Joins a stream's deltas into the final text and tool calls (for the output hash)."""
+    """Reads a stream's events (strictly, once) and joins their deltas into the final text and
+    tool calls (for the output hash).
+
+    A tool call's ``id``, ``type`` and ``function.name`` are taken from the first piece that
+    carries them; a later piece that repeats one is passed on without it, and one that names a
+    different value is refused (a client that joined the pieces would otherwise act on a name
+    the proof does not cover).
+    """
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}
 
-    def add(self, event: Mapping[str, Any]) -> None:
-        """Take in one decoded ``chat.completion.chunk`` event."""
-        for choice in event.get("choices") or []:
-            if not isinstance(choice, Mapping) or choice.get("index", 0) not in (0, None):
-                continue
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                self._text.append(delta["content"])
-            for piece in delta.get("tool_calls") or []:
-                self._add_call(piece)
-
-    def _add_call(self, piece: Mapping[str, Any]) -> None:
-        index = int(piece.get("index", len(self._calls)) or 0)
-        call = self._calls.setdefault(
-            index, {"id": None, "type": "function", "function": {"name": None, "arguments": ""}}
+    def add(self, event: Mapping[str, Any]) -> StreamEvent:
+        """Take in one decoded ``chat.completion.chunk`` event; returns it as read (raises
+        MalformedAnswerError when it is malformed)."""
+        data = wire.as_object(event, "stream event")
+        usage = usage_of(data.get("usage"), "stream event usage")
+        model = wire.opt_str(data, "model", "stream event") or ""
+        choice = choice_zero(data.get("choices"), "stream event choices")
+        if choice is None:
+            return StreamEvent(dict(data), False, None, None, [], None, usage, model)
+        where = "stream event choices[0]"
+        delta = wire.opt_object(choice, "delta", where) or {}
+        content = wire.opt_str(delta, "content", where + ".delta")
+        role = wire.opt_str(delta, "role", where + ".delta")
+        finish = wire.opt_str(choice, "finish_reason", where)
+        raw_pieces = delta.get("tool_calls")
+        pieces = (
+            [
+                self._add_call(piece, f"{where}.delta.tool_calls[{i}]")
+                for i, piece in enumerate(wire.as_list(raw_pieces, where + ".delta.tool_calls"))
+            ]
+            if raw_pieces is not None
+            else []
         )
-        if piece.get("id"):
-            call["id"] = piece["id"]
-        if piece.get("type"):
-            call["type"] = piece["type"]
-        function = piece.get("function") or {}
-        if function.get("name"):
-            call["function"]["name"] = function["name"]
-        if isinstance(function.get("arguments"), str):
-            call["function"]["arguments"] += function["arguments"]
+        if content:
+            self._text.append(content)
+        return StreamEvent(dict(data), True, content, role, pieces, finish, usage, model)
+
+    def _add_call(self, raw: Any, where: str) -> dict[str, Any]:
+        piece = wire.as_object(raw, where)
+        index = wire.as_int(piece.get("index"), where + ".index", high=1023)
+        function = wire.opt_object(piece, "function", where) or {}
+        kind = wire.opt_str(piece, "type", where)
+        if kind and kind != "function":
+            raise wire.MalformedAnswerError(
+                f"the server's {where}.type is {excerpt(kind, 40)}; only 'function' exists"
+            )
+        given = {
+            "id": wire.opt_str(piece, "id", where),
+            "type": kind,
+            "name": wire.opt_str(function, "name", where + ".function"),
+        }
+        arguments = wire.opt_str(function, "arguments", where + ".function")
+        call = self._calls.setdefault(index, {"id": None, "type": None, "name": None, "args": ""})
+        out: dict[str, Any] = {"index": index}
+        for key, value in given.items():
+            if not value:
+                continue
+            if call[key] is None:  # the first piece that names it: passed on
+                call[key] = value
+                if key == "name":
+                    out["function"] = {"name": value}
+                else:
+                    out[key] = value
+            elif call[key] != value:
+                raise wire.MalformedAnswerError(
+                    f"the server's {where} changes tool call {index}'s {key} from "
+                    f"{excerpt(call[key], 60)} to {excerpt(value, 60)}"
+                )
+        if arguments is not None:
+            call["args"] += arguments
+            out.setdefault("function", {})["arguments"] = arguments
+        return out
 
     @property
     def content(self) -> str:
@@ -518,7 +750,15 @@ class StreamAccumulator:
     @property
     def tool_calls(self) -> list[dict[str, Any]] | None:
         """The tool calls received so far, in index order (None when there are none)."""
-        return [self._calls[i] for i in sorted(self._calls)] or None
+        calls = [
+            {
+                "id": c["id"],
+                "type": c["type"] or "function",
+                "function": {"name": c["name"], "arguments": c["args"]},
+            }
+            for _, c in sorted(self._calls.items())
+        ]
+        return calls or None
 
     @property
     def output_hash(self) -> str:
@@ -526,24 +766,37 @@ class StreamAccumulator:
         return tee.output_hash(self.content, self.tool_calls)
 
 
+def stream_chunk(event: StreamEvent) -> StreamChunk:
+    """The :class:`StreamChunk` delivering exactly what ``event`` contributed to the hash."""
+    choices = []
+    if event.has_choice:
+        delta = StreamDelta(
+            content=event.content, role=event.role, tool_calls=event.tool_calls or None
+        )
+        choices.append(StreamChoice(delta=delta, index=0, finish_reason=event.finish_reason))
+    return StreamChunk(
+        choices=choices, model=event.model, usage=event.usage, is_final=event.is_final
+    )
+
+
 # ---- errors ------------------------------------------------------------------------------
 
 
 def server_message(body: bytes) -> str:
-    """The error text of a server's answer (``error``, ``detail`` or the raw body), truncated."""
-    text = body.decode("utf-8", errors="replace")
+    """The error text of a server's answer (``error``, ``detail`` or the raw body), escaped
+    and cut to 500 characters."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return truncate_body(text)
+        data = wire.loads(body, "the server's error")
+    except ServerError:
+        return truncate_body(body.decode("utf-8", errors="replace")) if body else ""
     if isinstance(data, dict):
         for key in ("error", "detail", "message"):
             value = data.get(key)
             if isinstance(value, dict):
                 value = value.get("message", value)
             if value:
-                return truncate_body(str(value))
-    return truncate_body(text)
+                return excerpt(value, 500)
+    return truncate_body(body.decode("utf-8", errors="replace"))
 
 
 def error_for_status(status: int, body: bytes, url: str) -> OpenGradientError:

@@ -6,6 +6,11 @@ Retried: a connection that failed, timed out or broke before a complete answer
 refused payments are handled by the x402 exchange, 500 is a provider failure) and verification
 failures. A retry resends the identical request — the same signed payment with the same
 nonce — so one call is settled at most once.
+
+A request that is not *replayable* (a generation-2 request riding an open session: the gateway
+bills every try of it, and there is no idempotency key) is retried only when it cannot have
+reached the server: a connection that was never made, or a 429/503 refusal. A read timeout, a
+reset after sending, or a 502/504 from a proxy end the call.
 """
 
 from __future__ import annotations
@@ -20,15 +25,24 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
 )
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+UNPROCESSED_STATUSES = frozenset({429, 503})
+"""Statuses that say the server did not process the request (safe to resend any request)."""
 _log = logging.getLogger("opengradient_shared.retry")
 
 
 class TransportFailure(Exception):
-    """A try that got no complete answer (connection refused/reset/closed, timeout, cut body)."""
+    """A try that got no complete answer (connection refused/reset/closed, timeout, cut body).
+
+    ``sent`` is False only when the request surely never reached the server (the connection
+    could not be made); otherwise it may have been processed."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class RetryableStatus(Exception):
@@ -38,6 +52,19 @@ class RetryableStatus(Exception):
         super().__init__(f"status {getattr(response, 'status', '?')}")
         self.response = response
         self.retry_after = retry_after
+
+
+def gave_up(url: str, replayable: bool, attempts: int, exc: TransportFailure) -> str:
+    """The message of the ``NetworkError`` that ends a send (both drivers)."""
+    tries = "try" if attempts == 1 else "tries"
+    message = f"could not get an answer from {url} after {attempts} {tries}: {exc}"
+    if exc.sent and not replayable:
+        return (
+            f"{message}; the request rode a paid session and may have reached the server, "
+            "which bills every try, so it was not resent (retry_session_requests=True allows "
+            "it)"
+        )
+    return message + "; check the URL and the network"
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float:
@@ -85,19 +112,32 @@ class RetryPolicy:
         exc = state.outcome.exception() if state.outcome else None
         _log.debug("try %d failed (%s); retrying", state.attempt_number, exc)
 
-    def _options(self) -> dict[str, Any]:
+    @staticmethod
+    def _retryable(replayable: bool) -> Any:
+        def check(exc: BaseException) -> bool:
+            if isinstance(exc, RetryableStatus):
+                status = getattr(exc.response, "status", None)
+                return replayable or status in UNPROCESSED_STATUSES
+            if isinstance(exc, TransportFailure):
+                return replayable or not exc.sent
+            return False
+
+        return retry_if_exception(check)
+
+    def _options(self, replayable: bool) -> dict[str, Any]:
         return {
-            "retry": retry_if_exception_type((TransportFailure, RetryableStatus)),
+            "retry": self._retryable(replayable),
             "wait": self._wait,
             "stop": self._stop,
             "before_sleep": self._log_retry,
             "reraise": True,
         }
 
-    def retrying(self) -> Retrying:
-        """A tenacity controller for one sync send (``for attempt in ...: with attempt:``)."""
-        return Retrying(**self._options())
+    def retrying(self, replayable: bool = True) -> Retrying:
+        """A tenacity controller for one sync send (``for attempt in ...: with attempt:``);
+        ``replayable`` False retries only tries that cannot have reached the server."""
+        return Retrying(**self._options(replayable))
 
-    def aretrying(self) -> AsyncRetrying:
+    def aretrying(self, replayable: bool = True) -> AsyncRetrying:
         """A tenacity controller for one async send (``async for attempt in ...``)."""
-        return AsyncRetrying(**self._options())
+        return AsyncRetrying(**self._options(replayable))

@@ -7,8 +7,15 @@ built, so that importing an adapter stays cheap.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
+
+from .errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -21,19 +28,44 @@ STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
 MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
 
 
-def base_url(value: str | None, name: str, env: str) -> str:
-    """A usable http(s) base URL, or a ``ValueError`` that says where to set it."""
-    if value is None or not value.strip():
-        raise ValueError(
-            f"{name} is not set: pass {name}='http://host:port' (the OpenGradient LLM server) "
-            f"or set the {env} environment variable"
+def server_url(value: Any, name: str, env: str | None = None) -> str:
+    """The one check of a server URL (``LLM`` and both adapters): a usable http(s) base URL,
+    or an :class:`InvalidRequestError` (a ``ValueError``) naming the setting.
+
+    A URL carrying credentials (``http://user:password@host``) is refused and never echoed:
+    the gateway is paid with x402, not HTTP authentication, and the URL would otherwise reach
+    reprs, logs, errors and tracing. Only the host is named in that error."""
+    if not isinstance(value, str) or not value.strip():
+        where = f" or set the {env} environment variable" if env else ""
+        raise InvalidRequestError(
+            f"{name} is not set: pass the OpenGradient LLM server URL, e.g. "
+            f"'http://127.0.0.1:8000'{where}"
         )
-    parts = urlsplit(value.strip())
+    text = value.strip()
+    parts = urlsplit(text)
+    if "@" in parts.netloc or (not parts.netloc and "@" in text):
+        host = (parts.netloc or text).rpartition("@")[2].split("/")[0]
+        raise InvalidRequestError(
+            f"{name} carries credentials (user:password@) for host {host!r}; they are refused "
+            "and not shown: x402 pays the gateway, so remove them from the URL"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"{name} {value!r} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
+        raise InvalidRequestError(
+            f"{name} {_excerpt(text)} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
         )
-    return value.strip().rstrip("/")
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
+        raise InvalidRequestError(f"{name} contains whitespace or control characters")
+    return text.rstrip("/")
+
+
+def base_url(value: str | None, name: str, env: str) -> str:
+    """:func:`server_url` for an adapter setting read from ``env`` when unset."""
+    return server_url(value, name, env)
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 def account_from_key(secret: str | None) -> LocalAccount:
@@ -99,14 +131,41 @@ REGISTRY_SETTINGS = (
     "attestation_root_sha256",
 )
 """Adapter fields passed to ``LLM`` as they are when set (an adapter may lack them)."""
+REGISTRY_ENV = (
+    "OPENGRADIENT_RPC_URL",
+    "OPENGRADIENT_REGISTRY_ADDRESS",
+    "OPENGRADIENT_ATTESTATION_ROOT_SHA256",
+)
+
+
+_TRANSPORTS: weakref.WeakValueDictionary[tuple[Any, ...], LLM] = weakref.WeakValueDictionary()
+_TRANSPORTS_LOCK = threading.Lock()
+_FINGERPRINT_KEY = os.urandom(32)  # per process: a cache key says nothing about the wallet key
+
+
+def _fingerprint(secret: str) -> str:
+    """A keyed hash of a wallet key: equal keys (any spelling) give equal fingerprints, and
+    the fingerprint cannot be turned back into the key or checked against a guess elsewhere."""
+    normal = secret.strip().lower().removeprefix("0x").encode()
+    return hmac.new(_FINGERPRINT_KEY, normal, hashlib.sha256).hexdigest()
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 def build_client(settings: AdapterSettings) -> LLM:
     """The transport of an adapter: ``settings.client`` when given (it must be an ``LLM``),
-    else a new ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
+    else an ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
     ``private_key``; the options that are None keep the transport's defaults. Without
     ``base_url`` the transport finds a TEE in OpenGradient's registry (``rpc_url``,
     ``registry_address``, ``tee_id``).
+
+    Models with the same key, URLs and options share one transport (and so what it has
+    learned: payment terms, sessions, the TEE key) while any of them is alive: copies made by
+    ``with_config``, ``configurable_fields`` or ``copy.deepcopy`` pay no extra unpaid round
+    trip. The cache holds transports weakly and is keyed on a keyed hash of the wallet key,
+    never the key itself.
 
     Raises ``ValueError`` (or :class:`InvalidRequestError`, also one) naming the setting at
     fault, never the key.
@@ -134,6 +193,7 @@ def build_client(settings: AdapterSettings) -> LLM:
             "neither to use OpenGradient's network through its TEE registry"
         )
     key = settings.private_key
+    secret = key.get_secret_value() if key is not None else None
     options: dict[str, Any] = {
         "timeout": settings.timeout,
         "max_retries": settings.max_retries,
@@ -145,9 +205,18 @@ def build_client(settings: AdapterSettings) -> LLM:
         "tee_public_key": settings.tee_public_key,
         **{name: getattr(settings, name, None) for name in REGISTRY_SETTINGS},
     }
-    return LLM(
-        account_from_key(key.get_secret_value() if key is not None else None),
+    options = {name: value for name, value in options.items() if value is not None}
+    cache_key = (
+        _fingerprint(secret or ""),
         server,
         stream_server,
-        **{name: value for name, value in options.items() if value is not None},
+        tuple(sorted((name, _frozen(value)) for name, value in options.items())),
+        # without a URL the transport also reads the registry settings from the environment
+        tuple(os.environ.get(name) for name in REGISTRY_ENV) if server is None else (),
     )
+    with _TRANSPORTS_LOCK:
+        transport = _TRANSPORTS.get(cache_key)
+        if transport is None:
+            transport = LLM(account_from_key(secret), server, stream_server, **options)
+            _TRANSPORTS[cache_key] = transport
+    return transport

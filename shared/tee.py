@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from eth_hash.auto import keccak
 
-from .errors import VerificationError
+from .errors import VerificationError, excerpt
 from .types import TeeProof
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -125,23 +125,41 @@ def sign(private_key: rsa.RSAPrivateKey, request_hex: str, output_hex: str, time
     return base64.b64encode(private_key.sign(digest, _PSS, hashes.SHA256())).decode("ascii")
 
 
+MAX_TIMESTAMP = 2**63 - 1
+DEFAULT_MAX_SKEW_SECONDS = 60.0
+"""How far in the future a proof's timestamp may be (clock differences) before it is refused."""
+
+
 def proof_from_fields(fields: Mapping[str, Any]) -> TeeProof | None:
-    """Read the ``tee_*`` fields of a response body or final stream chunk (None if absent)."""
+    """Read the ``tee_*`` fields of a response body or final stream chunk (None if absent).
+
+    Raises :class:`VerificationError` when they are incomplete or of the wrong type.
+    """
     keys = ("tee_id", "tee_signature", "tee_request_hash", "tee_output_hash", "tee_timestamp")
     if not any(key in fields for key in keys):
         return None
-    try:
-        return TeeProof(
-            tee_id=str(fields["tee_id"]),
-            signature=str(fields["tee_signature"]),
-            request_hash=str(fields["tee_request_hash"]),
-            output_hash=str(fields["tee_output_hash"]),
-            timestamp=int(fields["tee_timestamp"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+    texts = {}
+    for key in keys[:4]:
+        value = fields.get(key)
+        if not isinstance(value, str) or not value or len(value) > 4096:
+            raise VerificationError(
+                f"the answer's TEE proof is incomplete or malformed: {key} is "
+                f"{excerpt(value, 60)}, not a string"
+            )
+        texts[key] = value
+    stamp = fields.get("tee_timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp <= MAX_TIMESTAMP:
         raise VerificationError(
-            f"the answer's TEE proof is incomplete or malformed: {exc}"
-        ) from None
+            "the answer's TEE proof is incomplete or malformed: tee_timestamp is "
+            f"{excerpt(stamp, 60)}, not a unix time in seconds"
+        )
+    return TeeProof(
+        tee_id=texts["tee_id"],
+        signature=texts["tee_signature"],
+        request_hash=texts["tee_request_hash"],
+        output_hash=texts["tee_output_hash"],
+        timestamp=stamp,
+    )
 
 
 def verify(
@@ -150,9 +168,14 @@ def verify(
     *,
     expected_request_hash: str,
     expected_output_hash: str,
+    now: float | None = None,
+    max_age_seconds: float | None = None,
+    max_skew_seconds: float = DEFAULT_MAX_SKEW_SECONDS,
 ) -> TeeProof:
     """Check a proof against a trusted key and what was actually sent and received.
 
+    With ``now`` (unix seconds), the proof's timestamp must also be no more than
+    ``max_age_seconds`` old (when given) and no more than ``max_skew_seconds`` ahead.
     Returns the proof with ``verified=True``; raises :class:`VerificationError` naming the
     first check that failed.
     """
@@ -161,7 +184,8 @@ def verify(
     trusted_id = tee_id_of(public_key)
     if proof.tee_id.lower() != trusted_id:
         raise VerificationError(
-            f"the answer was signed by TEE {proof.tee_id}, not the trusted TEE {trusted_id}"
+            f"the answer was signed by TEE {excerpt(proof.tee_id, 80)}, not the trusted TEE "
+            f"{trusted_id}"
         )
     if proof.request_hash.lower() != expected_request_hash:
         raise VerificationError(
@@ -175,6 +199,17 @@ def verify(
         signature = base64.b64decode(proof.signature, validate=True)
         digest = message_hash(proof.request_hash, proof.output_hash, proof.timestamp)
         public_key.verify(signature, digest, _PSS, hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
+    except (InvalidSignature, binascii.Error, ValueError, OverflowError):
         raise VerificationError("the TEE signature does not verify with the trusted key") from None
+    if now is not None:
+        if proof.timestamp > now + max_skew_seconds:
+            raise VerificationError(
+                f"the TEE proof is dated {proof.timestamp - now:.0f} s in the future "
+                f"(more than the {max_skew_seconds:g} s allowed for clock differences)"
+            )
+        if max_age_seconds is not None and proof.timestamp < now - max_age_seconds:
+            raise VerificationError(
+                f"the TEE proof is {now - proof.timestamp:.0f} s old, older than "
+                f"max_proof_age_seconds={max_age_seconds:g}; a replayed or delayed answer"
+            )
     return replace(proof, verified=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -122,12 +124,20 @@ class TeeProof:
 
 @dataclass(frozen=True)
 class PaymentReceipt:
-    """What was paid for a call (generation 1) or opened for it (generation 2 session).
+    """What was paid for a call, or the session it rode on.
 
-    Generation 1 (x402 v1 ``exact``): ``transaction``, ``network``, ``payer`` and ``amount``
-    (base units) come from the ``X-PAYMENT-RESPONSE`` header and the signed authorization.
-    Generation 2 (x402 v2 ``upto``): ``session_id`` and ``amount`` (the session's cap);
-    ``new_payment`` tells whether this call signed a permit or reused an open session.
+    ``amount`` is what the signed payment authorizes (base units): the price of the call for
+    ``exact`` (x402 v1 or v2), the session's cap for ``upto``. ``cost`` is what THIS call cost
+    when known: the authorized amount for a per-call scheme, the metered amount for a session
+    only when the server reports it (OpenGradient's gateway does not: then None).
+    ``success``, ``transaction``, ``network`` and ``payer`` come from the server's settlement
+    header (``X-PAYMENT-RESPONSE`` in x402 v1, ``PAYMENT-RESPONSE`` in v2); ``success`` is None
+    when the server sent none or an unreadable one (nothing is claimed then). ``session_id``
+    names the metered session; ``new_payment`` tells whether this call signed a payment or
+    reused an open session.
+    ``authorized_total`` is what this client has signed for in ``asset`` so far (every call
+    and session, refused payments included), and ``budget_remaining`` what its ``budget``
+    still allows in that asset (None when no budget is set).
     """
 
     x402_version: int
@@ -137,10 +147,13 @@ class PaymentReceipt:
     amount: int
     payer: str
     pay_to: str
-    success: bool = True
+    success: bool | None = None
     transaction: str | None = None
     session_id: str | None = None
     new_payment: bool = True
+    cost: int | None = None
+    authorized_total: int = 0
+    budget_remaining: int | None = None
 
 
 @dataclass(frozen=True)
@@ -223,32 +236,11 @@ class StreamChunk:
 
     @classmethod
     def from_sse_data(cls, data: dict[str, Any]) -> StreamChunk:
-        """Build a chunk from one decoded SSE ``data:`` JSON object."""
-        choices = [
-            StreamChoice(
-                delta=StreamDelta(
-                    content=(choice.get("delta") or {}).get("content"),
-                    role=(choice.get("delta") or {}).get("role"),
-                    tool_calls=(choice.get("delta") or {}).get("tool_calls"),
-                ),
-                index=int(choice.get("index", 0) or 0),
-                finish_reason=choice.get("finish_reason"),
-            )
-            for choice in data.get("choices") or []
-        ]
-        raw_usage = data.get("usage")
-        usage = (
-            Usage(
-                prompt_tokens=int(raw_usage.get("prompt_tokens", 0) or 0),
-                completion_tokens=int(raw_usage.get("completion_tokens", 0) or 0),
-                total_tokens=int(raw_usage.get("total_tokens", 0) or 0),
-            )
-            if isinstance(raw_usage, dict)
-            else None
-        )
-        is_final = any(c.finish_reason for c in choices) or "tee_signature" in data
-        model = str(data.get("model", ""))
-        return cls(choices=choices, model=model, usage=usage, is_final=is_final)
+        """Build a chunk from one decoded SSE ``data:`` JSON object, read strictly as the
+        client reads streams (choice 0 only; raises ``MalformedAnswerError`` when malformed)."""
+        from .protocol import StreamAccumulator, stream_chunk  # protocol imports this module
+
+        return stream_chunk(StreamAccumulator().add(data))
 
 
 @dataclass
@@ -262,6 +254,7 @@ class TextGenerationStream:
     _iterator: Iterator[StreamChunk] | AsyncIterator[StreamChunk]
     final_chunk: StreamChunk | None = field(default=None, init=False)
     _close: Any = field(default=None, repr=False)
+    _closing: asyncio.Future[Any] | None = field(default=None, init=False, repr=False)
 
     def __iter__(self) -> Iterator[StreamChunk]:
         return self
@@ -286,13 +279,28 @@ class TextGenerationStream:
         return chunk
 
     def close(self) -> None:
-        """Release the connection of a sync stream that is not read to its end."""
-        if self._close is not None:
-            self._close()
+        """Release the connection of a stream that is not read to its end. For an async
+        stream prefer ``await stream.aclose()``; ``close()`` schedules that same close on the
+        running event loop (the connection belongs to it)."""
+        if self._close is None:
+            return
+        result = self._close()
+        if inspect.isawaitable(result):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # its loop is gone, and its connections with it
+                if inspect.iscoroutine(result):
+                    result.close()
+                return
+            self._closing = asyncio.ensure_future(result, loop=loop)
 
     async def aclose(self) -> None:
-        """Release the connection of an async stream that is not read to its end."""
+        """Release the connection of an async stream that is not read to its end (awaits the
+        close of the connection)."""
+        if self._closing is not None:
+            await self._closing
+            return
         if self._close is not None:
             result = self._close()
-            if hasattr(result, "__await__"):
+            if inspect.isawaitable(result):
                 await result

@@ -7,7 +7,6 @@ answer.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import warnings
@@ -17,11 +16,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import tee
-from .errors import InvalidRequestError, VerificationError, truncate_body
+from . import tee, wire
+from .errors import InvalidRequestError, ServerError, VerificationError, excerpt, truncate_body
 from .types import TeeProof
 
 SIGNING_KEY_PATH = "/signing-key"
+MAX_PEM_CHARS = 16_384
+"""The longest ``public_key`` PEM accepted from ``/signing-key`` (RSA-8192 is about 1.5k)."""
 _TEE_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _log = logging.getLogger("opengradient_shared.verification")
 
@@ -83,15 +84,21 @@ class TrustAnchor:
                 "tee_public_key or set verification='off'"
             )
         try:
-            data: Any = json.loads(body)
-            key = tee.load_public_key(str(data["public_key"]))
-        except (ValueError, KeyError, TypeError):
-            raise VerificationError(f"{url} did not answer a JSON public_key") from None
+            data = wire.as_object(wire.loads(body, f"{url}'s answer"), "signing-key answer")
+            pem = wire.as_str(data.get("public_key"), "signing-key public_key")
+            claimed = wire.opt_str(data, "tee_id", "signing-key")
+        except ServerError as exc:
+            raise VerificationError(f"{url} did not answer a JSON public_key: {exc}") from None
+        if len(pem) > MAX_PEM_CHARS:
+            raise VerificationError(f"{url} answered a public_key of {len(pem)} characters")
+        try:
+            key = tee.load_public_key(pem)
+        except VerificationError as exc:
+            raise VerificationError(f"{url} did not answer a usable public_key: {exc}") from None
         actual = tee.tee_id_of(key)
-        claimed = data.get("tee_id") if isinstance(data, dict) else None
-        if claimed and str(claimed).lower() != actual:
+        if claimed and claimed.lower() != actual:
             raise VerificationError(
-                f"{url} announced tee_id {claimed}, but its key's tee_id is {actual}"
+                f"{url} announced tee_id {excerpt(claimed, 80)}, but its key's tee_id is {actual}"
             )
         if self.tee_id and actual != self.tee_id:
             raise VerificationError(
@@ -108,11 +115,14 @@ def check_proof(
     request_hash: str,
     output_hash: str,
     key_problem: str | None = None,
+    now: float | None = None,
+    max_age_seconds: float | None = None,
 ) -> TeeProof | None:
     """Verify the ``tee_*`` fields of an answer under ``policy``.
 
-    Returns the proof (``verified`` True when it checked out), or None when the answer carried
-    none and the policy lets that pass.
+    With ``now``, a proof older than ``max_age_seconds`` or dated in the future (beyond
+    :data:`~.tee.DEFAULT_MAX_SKEW_SECONDS`) fails too. Returns the proof (``verified`` True
+    when it checked out), or None when the answer carried none and the policy lets that pass.
     """
     if policy is VerificationPolicy.OFF:
         try:
@@ -125,7 +135,12 @@ def check_proof(
         if key is None:
             raise VerificationError(key_problem or "no trusted TEE key is known")
         return tee.verify(
-            proof, key, expected_request_hash=request_hash, expected_output_hash=output_hash
+            proof,
+            key,
+            expected_request_hash=request_hash,
+            expected_output_hash=output_hash,
+            now=now,
+            max_age_seconds=max_age_seconds,
         )
     except VerificationError as exc:
         if policy is VerificationPolicy.RAISE:

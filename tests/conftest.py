@@ -77,3 +77,13 @@ def shared_gateway(tee_signing_key_pem: bytes) -> Iterator[Any]:
 
     with LocalGateway(signing_key_pem=tee_signing_key_pem) as gw:
         yield gw
+
+
+@pytest.fixture
+def hostile(tee_signing_key_pem: bytes) -> Iterator[Any]:
+    """A fresh scriptable hostile server on 127.0.0.1 signing its own TEE proofs
+    (``tests/hostile/server.py``), stopped after."""
+    from hostile import HostileServer
+
+    with HostileServer(signing_key_pem=tee_signing_key_pem) as server:
+        yield server

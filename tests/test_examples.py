@@ -37,7 +37,7 @@ EXPECTED: dict[tuple[str, ...], list[str]] = {
     ("llamaindex_rag.py",): [
         "settlement-modes.md",
         "The private mode records only the hashes",
-        "TEE proof verified",
+        "TEE proof verified: True",
     ],
     ("llamaindex_agent.py",): [
         "18 C and light rain in Lisbon",

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization as ser
 from opengradient_shared.attestation import (
     ATTESTATION_PATH,
     AttestationError,
+    attestation_request_path,
     check_binding,
     new_nonce,
     read_attestation_answer,
@@ -34,7 +35,7 @@ def _signing_key_der(gateway: Any) -> bytes:
 
 def test_the_gateway_serves_a_document_that_attests_its_signing_key(gateway: Any) -> None:
     nonce = new_nonce()
-    answer = requests.get(f"{gateway.url}{ATTESTATION_PATH}?nonce={nonce}", timeout=10)
+    answer = requests.get(gateway.url + attestation_request_path(nonce), timeout=10)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "text/plain"
     assert answer.content.endswith(b"\n")

@@ -10,12 +10,13 @@ import time
 from typing import Any
 
 from .app import Gateway
+from .enclave import LocalEnclave
 from .ledger import Ledger, Settlement
 from .server import GatewayServer
 from .signer import generate_key_pem
 from .tlscert import self_signed_certificate, server_context
 
-__all__ = ["Gateway", "Ledger", "LocalGateway", "Settlement", "generate_key_pem"]
+__all__ = ["Gateway", "Ledger", "LocalEnclave", "LocalGateway", "Settlement", "generate_key_pem"]
 
 
 class LocalGateway(Gateway):

@@ -13,10 +13,16 @@ from pathlib import Path
 
 from . import LocalGateway
 
+_DESCRIPTION = (  # plain text: argparse shows it as is
+    "A local OpenGradient TEE LLM gateway on 127.0.0.1: x402 payments checked for real, answers "
+    "signed by a TEE key, a small deterministic model. Prints its URL, then serves until Ctrl-C "
+    "or SIGTERM. Also: python -m opengradient_shared.gateway."
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options, start the gateway and serve until interrupted."""
-    parser = argparse.ArgumentParser("opengradient-gateway", description=__doc__)
+    parser = argparse.ArgumentParser("opengradient-gateway", description=_DESCRIPTION)
     add = parser.add_argument
     add("--host", default="127.0.0.1")
     add("--port", type=int, default=8000, help="0 picks a free port")

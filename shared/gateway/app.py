@@ -93,6 +93,7 @@ class Gateway:
         self.tee_id, self.public_key_pem = self.signer.tee_id, self.signer.public_key_pem
         self.ledger, self.base_url = Ledger(ledger_path), ""
         self.request_count = 0  # POSTs to the inference paths, rejected ones included
+        self.key_request_count = 0  # GETs of /signing-key
         self._count_lock = threading.Lock()
         self._enclave: LocalEnclave | None = None
         self._enclave_lock = threading.Lock()
@@ -101,6 +102,12 @@ class Gateway:
         """Count one inference request (on arrival, before any check)."""
         with self._count_lock:
             self.request_count += 1
+
+    def signing_key(self) -> dict[str, Any]:
+        """The ``GET /signing-key`` answer (counted)."""
+        with self._count_lock:
+            self.key_request_count += 1
+        return self.signer.signing_key_info()
 
     def health(self) -> dict[str, Any]:
         """The ``GET /health`` answer."""

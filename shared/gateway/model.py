@@ -1,9 +1,12 @@
 """The deterministic built-in model: the same request always gets the same answer.
 
 With tools it calls the one that best matches the user's words (arguments from the text), one
-step at a time, then answers from the results; RAG prompts get the context sentence that best
-matches the question; a JSON schema gets JSON that fits it; anything else an echo. ``stop``
-and ``max_tokens`` (whitespace tokens) cut the text. :class:`Answer` gives the OpenAI shapes."""
+step at a time, then answers from the results; a ReAct prompt (tools listed in the system
+prompt, the ``Thought``/``Action``/``Action Input`` format) gets the same steps in that format;
+RAG prompts get the context sentence that best matches the question; a JSON schema gets JSON
+that fits it at any turn (filled from the request and the tool results); JSON mode uses the
+keys the prompt names; anything else an echo. ``stop`` and ``max_tokens`` (whitespace tokens)
+cut the text. :class:`Answer` gives the OpenAI shapes."""
 
 from __future__ import annotations
 
@@ -33,6 +36,21 @@ _CONTEXT = re.compile(
     r"(?:^|\n)\s*(?:New )?Context(?: information)?\s*:\s*(.+?)(?=\n[\w ]+:|\Z)", re.S
 )
 _PRONOUN = re.compile(r"(?:It|They|This|These|He|She|Its|Their|His|Her)\b")
+_REACT_TOOL = re.compile(
+    r"^> Tool Name: (\S+)[ \t]*\nTool Description: (.*?)\nTool Args: ([^\n]*)$", re.M | re.S
+)
+_OBSERVATION = re.compile(r"^\s*Observation:\s*", re.I)
+_ACTION = re.compile(r"^Action:\s*(\S+)", re.M)
+_JSON_KEY = re.compile(r"[\"'`]([A-Za-z_]\w{0,63})[\"'`]")
+_INTEGER_KEYS = frozenset(
+    ["age", "count", "year", "years", "quantity", "seats", "population", "rank"]
+)
+_NUMBER_KEYS = frozenset(
+    ["price", "amount", "total", "score", "rating", "temperature", "weight", "height", "width"]
+)
+_LISTED_KEYS = re.compile(
+    r"\b(?:keys|fields|properties)\s*:?\s*([A-Za-z_]\w*(?:\s*(?:,|and|&)\s*[A-Za-z_]\w*)+)"
+)
 
 
 def _chunk(model: str, delta: Json, finish_reason: str | None = None) -> Json:
@@ -186,6 +204,71 @@ def _tool_step(body: dict[str, Any], messages: list[dict[str, Any]], at: int) ->
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+def _react_tools(messages: list[dict[str, Any]]) -> list[Json] | None:
+    """The tools a ReAct system prompt lists (as OpenAI tools), or None for another prompt."""
+    system = "\n".join(_text(m.get("content")) for m in messages if m["role"] == "system")
+    if "Action Input:" not in system or "Thought:" not in system:
+        return None
+    tools = []
+    for name, description, arguments in _REACT_TOOL.findall(system):
+        try:
+            parameters = json.loads(arguments)
+        except ValueError:
+            parameters = {}
+        function = {"name": name, "description": description.strip()}
+        parameters = parameters if isinstance(parameters, dict) else {}
+        tools.append({"type": "function", "function": {**function, "parameters": parameters}})
+    return tools
+
+
+def _react(messages: list[dict[str, Any]], tools: list[Json]) -> str:
+    """The next ReAct step: a Thought with an Action and its Action Input, or with the Answer
+    (from the observations so far, else a reply to the question)."""
+    asked = [
+        i
+        for i, m in enumerate(messages)
+        if m["role"] == "user" and not _OBSERVATION.match(_text(m.get("content")))
+    ]
+    at = asked[-1] if asked else len(messages) - 1
+    request, later = _text(messages[at].get("content")), messages[at + 1 :]
+    said = [_text(m.get("content")) for m in later]
+    called = {name for m, text in zip(later, said, strict=True)
+              if m["role"] == "assistant" for name in _ACTION.findall(text)}  # fmt: skip
+    seen = [
+        _OBSERVATION.sub("", text, count=1).strip() for text in said if _OBSERVATION.match(text)
+    ]
+    tool = _pick_tool({"tools": tools}, request, called) if tools else None
+    if tool is not None:
+        arguments = json.dumps(fill_object(tool["function"]["parameters"], request))
+        return (
+            "Thought: The current language of the user is: English. I need to use a tool to "
+            f"help me answer the question.\nAction: {tool['function']['name']}\n"
+            f"Action Input: {arguments}"
+        )
+    answer = " ".join(seen) or _reply(request)
+    return (
+        "Thought: I can answer without using any more tools. I'll use the user's language to "
+        f"answer\nAnswer: {answer}"
+    )
+
+
+def _json_mode(request: str, answer: str | None) -> Json:
+    """JSON mode's object: the keys the prompt names (quoted, or listed after "keys") filled
+    from its words, each missing value a reply; else ``{"answer": answer or a reply}``."""
+    keys = list(dict.fromkeys(_JSON_KEY.findall(request))) if "json" in request.lower() else []
+    listed = _LISTED_KEYS.search(request)
+    if not keys and listed:
+        keys = [k for k in re.split(r"\s*(?:,|\band\b|&)\s*", listed.group(1)) if k]
+    if not keys:
+        return {"answer": answer or _reply(request)}
+    rest = _JSON_KEY.sub(" ", request)
+    kinds = {k: "integer" if k.lower() in _INTEGER_KEYS else "number" for k in keys}
+    types = {k: kinds[k] if k.lower() in _INTEGER_KEYS | _NUMBER_KEYS else "string" for k in keys}
+    schema = {"type": "object", "properties": {k: {"type": types[k]} for k in keys[:16]}}
+    found = fill_object(schema, rest)
+    return {key: found.get(key, _reply(rest)) for key in keys[:16]}
+
+
 def chat(body: dict[str, Any]) -> Answer:
     """Answer a (validated) chat request."""
     messages: list[dict[str, Any]] = body["messages"]
@@ -197,13 +280,18 @@ def chat(body: dict[str, Any]) -> Answer:
         return Answer("", "tool_calls", prompt_tokens, tokens, [step])
     request = _text(messages[at].get("content"))  # the last user turn, else the last message
     kind = (body.get("response_format") or {}).get("type")
-    if step is not None:
-        text = step
-    elif kind == "json_schema":
+    react = None if body.get("tools") else _react_tools(messages)
+    if kind == "json_schema":  # at any turn: from the request and the tool results since
+        results = [_text(m.get("content")) for m in messages[at + 1 :] if m["role"] == "tool"]
         schema = body["response_format"]["json_schema"]["schema"]
-        text = json.dumps(fill_object(schema, request, fill_all=True), separators=(",", ":"))
-    elif kind == "json_object":
-        text = json.dumps({"answer": _reply(request)}, separators=(",", ":"))
+        evidence = "\n".join([request, *results])
+        text = json.dumps(fill_object(schema, evidence, fill_all=True), separators=(",", ":"))
+    elif kind == "json_object":  # at any turn too
+        text = json.dumps(_json_mode(request, step), separators=(",", ":"))
+    elif step is not None:
+        text = step
+    elif react is not None:
+        text = _react(messages, react)
     else:  # RAG over the whole conversation, else an echo of the request
         said = "\n".join(_text(m.get("content")) for m in messages if m["role"] != "tool")
         text = _reply(said, request)
@@ -212,7 +300,6 @@ def chat(body: dict[str, Any]) -> Answer:
 
 
 def complete(body: dict[str, Any]) -> Answer:
-    """Answer a (validated) completion request (``max_tokens`` defaults to 16)."""
-    max_tokens = 16 if body.get("max_tokens") is None else body["max_tokens"]
-    text, reason = _limit(_reply(body["prompt"]), max_tokens, body.get("stop"))
+    """Answer a (validated) completion request (no cap without ``max_tokens``)."""
+    text, reason = _limit(_reply(body["prompt"]), body.get("max_tokens"), body.get("stop"))
     return Answer(text, reason, max(1, len(body["prompt"].split())), len(text.split()))

@@ -60,6 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = 2**16  # a reply goes out in one write when complete (SSE: one per event)
     disable_nagle_algorithm = True  # and at once, not after the client's delayed ACK
     server: GatewayServer
+    swallow_after = False
 
     def setup(self) -> None:
         """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
@@ -68,6 +69,18 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
             self.server.handshakes += 1
+
+    def handle(self) -> None:
+        """Serve the connection's requests; after a streamed answer, behave as the real gateway
+        (Flask behind werkzeug) does: the answer said ``Connection: close`` (second of two
+        Connection headers), and whatever the client still sends on this socket is read and
+        dropped, unanswered, until the client closes or ``socket_timeout`` passes."""
+        self.swallow_after = False
+        super().handle()
+        if self.swallow_after:
+            with contextlib.suppress(OSError):
+                while self.rfile.read1(65536):
+                    pass
 
     def handle_one_request(self) -> None:
         """The next request must arrive whole within ``socket_timeout``."""
@@ -89,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         gateway = self.server.gateway
-        pages = {"/health": gateway.health, "/signing-key": gateway.signer.signing_key_info}
+        pages = {"/health": gateway.health, "/signing-key": gateway.signing_key}
         path, _, query = self.path.partition("?")
         if path == ATTESTATION_PATH:
             self._send(gateway.attestation(query))
@@ -137,7 +150,6 @@ class _Handler(BaseHTTPRequestHandler):
         chunked = stream and self.request_version == "HTTP/1.1"
         text = reply.text is not None
         data = reply.text.encode() if reply.text is not None else json.dumps(reply.body).encode()
-        self.close_connection = self.close_connection or (stream and not chunked)
         self.send_response(reply.status)
         kind = "text/event-stream" if stream else "text/plain" if text else "application/json"
         self.send_header("Content-Type", kind)
@@ -147,6 +159,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         elif not stream:
             self.send_header("Content-Length", str(len(data)))
+        if stream:  # the app's header, then werkzeug's (protocol.md section 9)
+            self.send_header("Connection", "keep-alive")
+            self.close_connection = self.swallow_after = True
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import wire
+from ..errors import ServerError, excerpt
+from ..headers import header as find_header
 from .encoding import HeaderDecodeError, decode_header
 
 PAYMENT_REQUIRED_HEADER = "PAYMENT-REQUIRED"
@@ -49,35 +51,37 @@ class PaymentChallenge:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
+MAX_TIMEOUT_SECONDS = 2**31 - 1
+"""The largest ``maxTimeoutSeconds`` read from a challenge (the policy caps what it signs)."""
+
+
+def _version(value: Any, default: int) -> int:
+    return default if value is None else wire.as_int(value, "x402Version", low=1, high=255)
 
 
 def requirement_of(entry: Any, version: int, resource_url: str = "") -> PaymentRequirement:
     """Read one ``accepts`` entry of an x402 ``version`` challenge; raises
     :class:`ChallengeError` when it lacks or garbles a field."""
-    if not isinstance(entry, dict):
-        raise ChallengeError("an 'accepts' entry is not an object")
     amount_key = "maxAmountRequired" if version == 1 else "amount"
     try:
+        data = wire.as_object(entry, "'accepts' entry")
+        timeout = wire.opt_int(
+            data, "maxTimeoutSeconds", "'accepts' entry", low=1, high=MAX_TIMEOUT_SECONDS
+        )
         return PaymentRequirement(
             x402_version=version,
-            scheme=str(entry["scheme"]),
-            network=str(entry["network"]),
-            asset=str(entry["asset"]),
-            amount=int(str(entry[amount_key])),
-            pay_to=str(entry["payTo"]),
-            max_timeout_seconds=int(entry.get("maxTimeoutSeconds") or 60),
-            extra=dict(entry.get("extra") or {}),
-            resource=str(entry.get("resource") or resource_url),
-            raw=entry,
+            scheme=wire.as_str(data.get("scheme"), "'accepts' entry scheme"),
+            network=wire.as_str(data.get("network"), "'accepts' entry network"),
+            asset=wire.as_address(data.get("asset"), "'accepts' entry asset"),
+            amount=wire.as_amount(data.get(amount_key), f"'accepts' entry {amount_key}"),
+            pay_to=wire.as_address(data.get("payTo"), "'accepts' entry payTo"),
+            max_timeout_seconds=timeout or 60,
+            extra=dict(wire.opt_object(data, "extra", "'accepts' entry") or {}),
+            resource=wire.opt_str(data, "resource", "'accepts' entry") or resource_url,
+            raw=data,
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ChallengeError(f"an 'accepts' entry lacks or garbles {exc}") from None
+    except ServerError as exc:
+        raise ChallengeError(str(exc)) from None
 
 
 def parse_challenge(headers: Mapping[str, str], body: bytes) -> PaymentChallenge | None:
@@ -88,40 +92,42 @@ def parse_challenge(headers: Mapping[str, str], body: bytes) -> PaymentChallenge
     ``{"error": "Session expired or exhausted"}``). Raises :class:`ChallengeError` when a
     challenge is present but unreadable.
     """
-    header = _header(headers, PAYMENT_REQUIRED_HEADER)
-    if header:
-        try:
-            data = decode_header(header)
-        except HeaderDecodeError as exc:
-            raise ChallengeError(f"the PAYMENT-REQUIRED header is {exc}") from None
-        version = int(data.get("x402Version") or 2)
-        resource = data.get("resource") if isinstance(data.get("resource"), dict) else None
-        url = str((resource or {}).get("url", ""))
-    else:
-        try:
-            data = json.loads(body or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ChallengeError("the 402 body is not JSON") from None
-        if not isinstance(data, dict) or "accepts" not in data:
-            return None
-        version = int(data.get("x402Version") or 1)
-        resource, url = None, ""
-    accepts = data.get("accepts")
-    if not isinstance(accepts, list):
-        raise ChallengeError("the challenge's 'accepts' is not a list")
-    return PaymentChallenge(
-        x402_version=version,
-        error=data.get("error"),
-        accepts=tuple(requirement_of(entry, version, url) for entry in accepts),
-        resource=resource,
-        raw=data,
-    )
+    header = find_header(headers, PAYMENT_REQUIRED_HEADER)
+    try:
+        if header:
+            try:
+                data = decode_header(header)
+            except HeaderDecodeError as exc:
+                raise ChallengeError(f"the PAYMENT-REQUIRED header is {exc}") from None
+            version = _version(data.get("x402Version"), 2)
+            resource = wire.opt_object(data, "resource", "challenge")
+            url = wire.opt_str(resource or {}, "url", "challenge resource") or ""
+        else:
+            try:
+                data = wire.loads(body or b"{}", "the 402 body")
+            except ServerError as exc:
+                raise ChallengeError(str(exc)) from None
+            if not isinstance(data, dict) or "accepts" not in data:
+                return None
+            version = _version(data.get("x402Version"), 1)
+            resource, url = None, ""
+        accepts = wire.as_list(data.get("accepts"), "challenge's 'accepts'")
+        error = data.get("error")
+        return PaymentChallenge(
+            x402_version=version,
+            error=None if error is None else excerpt(error, 500),
+            accepts=tuple(requirement_of(entry, version, url) for entry in accepts),
+            resource=resource,
+            raw=data,
+        )
+    except ServerError as exc:
+        raise ChallengeError(str(exc)) from None
 
 
 def error_of_402(body: bytes) -> str | None:
     """The ``error`` text of a 402 body, if any (e.g. a rejection reason)."""
     try:
-        data = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        data = wire.loads(body or b"{}", "the 402 body")
+    except ServerError:
         return None
-    return str(data["error"]) if isinstance(data, dict) and data.get("error") else None
+    return excerpt(data["error"], 500) if isinstance(data, dict) and data.get("error") else None

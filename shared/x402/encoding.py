@@ -7,6 +7,12 @@ import binascii
 import json
 from typing import Any
 
+from .. import wire
+from ..errors import ServerError
+
+MAX_HEADER_CHARS = 65_536
+"""The longest payment header decoded (a real one is under 2 KB)."""
+
 
 class HeaderDecodeError(ValueError):
     """A payment header is not base64 of a JSON object."""
@@ -20,14 +26,16 @@ def encode_header(payload: dict[str, Any]) -> str:
 
 def decode_header(value: str) -> dict[str, Any]:
     """Decode a ``base64(JSON object)`` header; raises :class:`HeaderDecodeError` saying why."""
+    if not isinstance(value, str) or len(value) > MAX_HEADER_CHARS:
+        raise HeaderDecodeError(f"not a header of at most {MAX_HEADER_CHARS} characters")
     try:
         raw = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise HeaderDecodeError("not valid base64") from None
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise HeaderDecodeError("not valid JSON inside the base64") from None
+        data = wire.loads(raw, "the header's JSON")
+    except ServerError as exc:
+        raise HeaderDecodeError(f"not valid JSON inside the base64 ({exc})") from None
     if not isinstance(data, dict):
         raise HeaderDecodeError("the JSON is not an object")
     return data

@@ -16,11 +16,15 @@ from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
 from .networks import chain_id_of, lookup_network
 from .payment import SignedPayment
+from .typed import address, positive_seconds, uint256
 
 X402_VERSION = 1
 SCHEME = "exact"
 HEADER = "X-PAYMENT"
 RECEIPT_HEADER = "X-PAYMENT-RESPONSE"
+SESSION_HEADER: str | None = None
+"""Pays per call: no sessions."""
+GENERATION = 1
 CLOCK_SKEW_SECONDS = 60
 
 _TYPES = {
@@ -142,7 +146,19 @@ def sign_payment(
     nonce: int | None = None,
 ) -> SignedPayment:
     """Sign an authorization paying ``requirement.amount`` to ``payTo``, valid from
-    now − 60 s until now + ``maxTimeoutSeconds``, under a fresh random 32-byte nonce."""
+    now − 60 s until now + ``maxTimeoutSeconds``, under a fresh random 32-byte nonce.
+
+    Every value of the message is checked first: a bad server value is a ``ValueError``
+    raised before the key is used."""
+    address(requirement.pay_to, "payTo")
+    address(requirement.asset, "asset")
+    uint256(requirement.amount, "the amount")
+    positive_seconds(requirement.max_timeout_seconds, "maxTimeoutSeconds")
+    uint256(now - CLOCK_SKEW_SECONDS, "validAfter")
+    domain = domain_of(requirement)
+    uint256(domain["chainId"], "the chain id")
+    if nonce is not None:
+        uint256(nonce, "the nonce")
     nonce_bytes = nonce.to_bytes(32, "big") if nonce is not None else secrets.token_bytes(32)
     nonce_hex = "0x" + nonce_bytes.hex()
     valid_before = now + requirement.max_timeout_seconds

@@ -67,11 +67,21 @@ def chain_id_of(name_or_caip2: str) -> int | None:
     return None
 
 
-def token_decimals(asset: str) -> int:
-    """Decimals of a known asset (18 for OPG, 6 for the USDC-like ones); 18 when unknown."""
+def known_decimals(asset: str) -> int | None:
+    """Decimals of a known asset (18 for OPG, 6 for the USDC-like ones); None when unknown.
+
+    The payment policy relies on this: it never guesses the decimals of an asset it does not
+    know (a guess of 18 for a 6-decimal token would make "one whole token" 10^12 tokens)."""
     if asset.lower() == OPG_BASE_ADDRESS.lower():
         return 18
     for network in NETWORKS.values():
         if network.default_asset.lower() == asset.lower():
             return network.decimals
-    return 18
+    return None
+
+
+def token_decimals(asset: str) -> int:
+    """Decimals of an asset for display only (18 when unknown); limits use
+    :func:`known_decimals`."""
+    decimals = known_decimals(asset)
+    return 18 if decimals is None else decimals

@@ -8,12 +8,13 @@ anything is signed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import InvalidRequestError, PaymentPolicyError
+from .budget import Budget
 from .challenge import PaymentChallenge, PaymentRequirement
-from .networks import canonical_network, chain_id_of, lookup_network, token_decimals
+from .networks import canonical_network, chain_id_of, known_decimals, lookup_network
 
 DEFAULT_NETWORKS = ("og-evm", "eip155:8453")
 _OTHER_X402_NETWORKS = frozenset(
@@ -81,7 +82,11 @@ class PaymentPolicy:
     """The limits of what a client pays.
 
     ``max_payment`` caps one call (generation 1) or one session (generation 2), in the asset's
-    base units; None means one whole token of the asset (``10**decimals``). ``allowed_networks``
+    base units; None means one whole token of the asset (``10**decimals``) for the assets whose
+    decimals this client knows, and refuses any other asset. Everything one call signs counts
+    against the cap together (a refused pre-payment plus the payment that replaces it).
+    ``budget`` bounds the total this client (every client sharing this policy) may authorize
+    across calls and sessions, per asset in its base units; None is no limit. ``allowed_networks``
     are names or CAIP-2 ids; ``allowed_assets`` and ``allowed_payees`` are addresses (None
     allows any). A requirement valid for longer than ``max_validity_seconds`` is refused. Once
     an endpoint was paid, a challenge from it with another payee or asset is refused unless
@@ -96,6 +101,7 @@ class PaymentPolicy:
         allowed_assets: Iterable[str] | None = None,
         allowed_payees: Iterable[str] | None = None,
         max_validity_seconds: int = 3600,
+        budget: int | None = None,
     ) -> None:
         if max_payment is not None and (
             isinstance(max_payment, bool) or not isinstance(max_payment, int) or max_payment < 0
@@ -117,6 +123,7 @@ class PaymentPolicy:
         self.allowed_assets = _addresses(allowed_assets, "allowed_assets")
         self.allowed_payees = _addresses(allowed_payees, "allowed_payees")
         self.max_validity_seconds = max_validity_seconds
+        self.budget = Budget(budget)
 
     def __repr__(self) -> str:
         return (
@@ -124,19 +131,26 @@ class PaymentPolicy:
             f"allowed_networks={sorted(self.allowed_networks)!r}, "
             f"allowed_assets={sorted(self.allowed_assets) if self.allowed_assets else None!r}, "
             f"allowed_payees={sorted(self.allowed_payees) if self.allowed_payees else None!r}, "
-            f"max_validity_seconds={self.max_validity_seconds!r})"
+            f"max_validity_seconds={self.max_validity_seconds!r}, "
+            f"budget={self.budget.limit!r})"
         )
 
-    def cap_for(self, asset: str) -> int:
-        """The cap in base units of ``asset``."""
+    def cap_for(self, asset: str) -> int | None:
+        """The cap in base units of ``asset``: ``max_payment``, else one whole token of an asset
+        whose decimals are known; None (nothing may be paid) for an unknown asset."""
         if self.max_payment is not None:
             return self.max_payment
-        return int(10 ** token_decimals(asset))
+        decimals = known_decimals(asset)
+        return None if decimals is None else int(10**decimals)
 
     def refusal(
-        self, requirement: PaymentRequirement, pinned: PinnedTerms | None = None
+        self,
+        requirement: PaymentRequirement,
+        pinned: PinnedTerms | None = None,
+        spent: Mapping[str, int] | None = None,
     ) -> str | None:
-        """Why ``requirement`` may not be paid, or None when it may."""
+        """Why ``requirement`` may not be paid, or None when it may. ``spent`` is what the
+        current call already signed, per lower-cased asset (it counts against the cap)."""
         from . import scheme_for  # the scheme registry imports this package's modules
 
         what = f"{requirement.scheme} payment on {requirement.network}"
@@ -173,26 +187,53 @@ class PaymentPolicy:
                 f"the server asks for a {what} valid for {requirement.max_timeout_seconds} s, "
                 f"longer than max_validity_seconds={self.max_validity_seconds}"
             )
+        if requirement.amount < 0:
+            return f"the server asks a negative amount ({requirement.amount}) for a {what}"
         cap = self.cap_for(requirement.asset)
+        if cap is None:
+            return (
+                f"the server asks for asset {requirement.asset}, whose decimals this client does "
+                "not know, so its default cap (one whole token) cannot be computed; set "
+                "max_payment (in that asset's base units) to pay it"
+            )
+        per = "session" if requirement.x402_version >= 2 else "call"
         if requirement.amount > cap:
-            per = "session" if requirement.x402_version >= 2 else "call"
             return (
                 f"the server asks {requirement.amount} base units of {requirement.asset} per "
                 f"{per} ({what}), over this client's cap of {cap}; raise max_payment to pay it"
             )
+        already = (spent or {}).get(asset, 0)
+        if already + requirement.amount > cap:
+            return (
+                f"the server asks {requirement.amount} base units of {requirement.asset} "
+                f"({what}) after this call already signed {already}: together over this "
+                f"client's cap of {cap} per {per}"
+            )
+        remaining = self.budget.remaining(requirement.asset)
+        if remaining is not None and requirement.amount > remaining:
+            return (
+                f"the server asks {requirement.amount} base units of {requirement.asset} "
+                f"({what}), but this client's budget is {self.budget.limit} and "
+                f"{self.budget.spent(requirement.asset)} are already authorized; raise budget "
+                "to pay more"
+            )
         return None
 
     def choose(
-        self, challenge: PaymentChallenge, pinned: PinnedTerms | None = None
+        self,
+        challenge: PaymentChallenge,
+        pinned: PinnedTerms | None = None,
+        spent: Mapping[str, int] | None = None,
     ) -> PaymentRequirement:
-        """The cheapest acceptable requirement of ``challenge``.
+        """The cheapest acceptable requirement of ``challenge`` (``spent``: what this call
+        already signed, per lower-cased asset).
 
         Raises :class:`PaymentPolicyError` naming why each offer was refused.
         """
         reasons = []
         acceptable = []
         for requirement in challenge.accepts:
-            reason = self.refusal(requirement, pinned)
+            reason = self.refusal(requirement, pinned, spent)
             if reason is None:
                 acceptable.append(requirement)
             else:

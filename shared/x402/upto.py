@@ -13,12 +13,16 @@ from eth_account.signers.local import LocalAccount
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
 from .networks import PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS, chain_id_of
-from .payment import SignedPayment
+from .payment import SignedPayment, v2_envelope
+from .typed import address, positive_seconds, uint256
 
 X402_VERSION = 2
 SCHEME = "upto"
 HEADER = "PAYMENT-SIGNATURE"
 SESSION_HEADER = "X-Upto-Session"
+RECEIPT_HEADER = "PAYMENT-RESPONSE"
+"""x402 2.x servers settling per request send it; OpenGradient's session middleware does not."""
+GENERATION = 2
 CLOCK_SKEW_SECONDS = 600
 """``validAfter`` is set this far in the past (as OpenGradient's own client does), so a
 payer whose clock runs ahead of the chain's is not refused."""
@@ -86,12 +90,22 @@ def sign_payment(
     nonce: int | None = None,
 ) -> SignedPayment:
     """Sign a permit for ``requirement.amount`` (the session cap) to the upto proxy, with the
-    payee and facilitator as witness, valid from now − 600 s until now + ``maxTimeoutSeconds``."""
+    payee and facilitator as witness, valid from now − 600 s until now + ``maxTimeoutSeconds``.
+
+    Every value of the message is checked first: a bad server value is a ``ValueError``
+    raised before the key is used (never an ABI error inside ``sign_typed_data``)."""
     facilitator = requirement.extra.get("facilitatorAddress")
     if not facilitator:
         raise ValueError("the upto requirement names no facilitatorAddress in 'extra'")
-    permit_nonce = nonce if nonce is not None else secrets.randbits(256)
-    deadline = now + requirement.max_timeout_seconds
+    address(facilitator, "extra.facilitatorAddress")
+    address(requirement.pay_to, "payTo")
+    address(requirement.asset, "asset")
+    uint256(requirement.amount, "the amount")
+    positive_seconds(requirement.max_timeout_seconds, "maxTimeoutSeconds")
+    uint256(now - CLOCK_SKEW_SECONDS, "validAfter")
+    uint256(_chain_id(requirement), "the chain id")
+    permit_nonce = uint256(nonce if nonce is not None else secrets.randbits(256), "the nonce")
+    deadline = uint256(now + requirement.max_timeout_seconds, "the deadline")
     authorization = {
         "from": account.address,
         "permitted": {"token": requirement.asset, "amount": str(requirement.amount)},
@@ -105,15 +119,11 @@ def sign_payment(
         },
     }
     signed = account.sign_typed_data(full_message=typed_data(authorization, _chain_id(requirement)))
-    payload: dict[str, Any] = {
-        "x402Version": X402_VERSION,
-        "payload": {
-            "permit2Authorization": authorization,
-            "signature": "0x" + signed.signature.hex().removeprefix("0x"),
-        },
-        "accepted": dict(requirement.raw),
-        "resource": dict(challenge.resource or {}),
+    inner = {
+        "permit2Authorization": authorization,
+        "signature": "0x" + signed.signature.hex().removeprefix("0x"),
     }
+    payload = v2_envelope(inner, requirement, challenge)
     return SignedPayment(
         header_name=HEADER,
         header_value=encode_header(payload),

@@ -455,11 +455,8 @@ BAD_CALLS = [
     ),
     pytest.param(lambda m: m.invoke("hi", top_k=3), "top_k", id="unknown-option"),
     pytest.param(lambda m: m.bind_tools([magic_function], tool_choice="x"), "'x'", id="choice"),
-    pytest.param(
-        lambda m: m.bind_tools([magic_function], parallel_tool_calls=False),
-        "parallel_tool_calls",
-        id="parallel",
-    ),
+    pytest.param(lambda m: m.invoke("hi", n=2), "one choice", id="n-choices"),
+    pytest.param(lambda m: m.invoke("hi", top_p=1.5), "top_p", id="top-p-range"),
     pytest.param(lambda m: list(m.stream("hi", stop="END")), "stop", id="stop-string"),
 ]
 

@@ -389,7 +389,7 @@ def test_identity_metadata_and_import_path(llm: OpenGradient) -> None:
     assert FromLlamaIndexPath is OpenGradient
     assert OpenGradient.class_name() == "OpenGradient"
     meta = llm.metadata
-    assert (meta.context_window, meta.num_output, meta.model_name) == (1_047_576, 100, MODEL)
+    assert (meta.context_window, meta.num_output, meta.model_name) == (1_047_576, -1, MODEL)
     assert meta.is_chat_model and meta.is_function_calling_model
     assert isinstance(llm.transport, LLM)
 

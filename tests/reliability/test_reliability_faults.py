@@ -151,7 +151,9 @@ def test_retry_after_longer_than_allowed_is_not_waited_for(
 def test_v2_transient_fault_rides_the_same_session(
     gateway_v2: Any, proxy_v2: FaultProxy, make_llm: Any, spy: Any
 ) -> None:
-    llm = make_llm(proxy_v2.url)
+    """With ``retry_session_requests=True`` (the default refuses the resend after the reset:
+    see test_reliability_sessions.py)."""
+    llm = make_llm(proxy_v2.url, retry_session_requests=True)
     _warm(llm)  # pays a permit and opens a session
     sessions = len(settled_nonces(gateway_v2))
     seen = len(proxy_v2.seen)

@@ -42,3 +42,28 @@ def seed_call() -> str | None:
     )
     assert isinstance(output, TextGenerationOutput)
     return output.payment_hash
+
+
+# ChatOpenAI habits: the forwarded fields, model_name and the built-in token counter
+openai_style = ChatOpenGradient(
+    model="openai/gpt-4.1-2025-04-14",
+    private_key=KEY,
+    base_url=URL + "/v1",
+    max_tokens=None,
+    top_p=0.9,
+    seed=7,
+    stream_usage=False,
+    model_kwargs={"user": "user-42"},
+)
+model_name: str = openai_style.model_name
+prompt_tokens: int = openai_style.get_num_tokens("How many tokens is this?")
+
+
+def uncapped_seed_call() -> TextGenerationOutput | None:
+    output = transport.chat(
+        TEE_LLM.GPT_4_1_2025_04_14,
+        [{"role": "user", "content": "hi"}],
+        max_tokens=None,
+        extra_body={"top_p": 0.5, "seed": 3},
+    )
+    return output if isinstance(output, TextGenerationOutput) else None
