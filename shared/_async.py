@@ -90,12 +90,16 @@ class AsyncDriver:
 
     async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
         """One request, retried under the policy; raises NetworkError when no try got through."""
-        attempts = 0
+        attempts, reached = 0, False
         try:
             async for attempt in self._retry.aretrying(request.replayable):
                 with attempt:
                     attempts += 1
-                    response = await self._send_once(request, timeout)
+                    try:
+                        response = await self._send_once(request, timeout)
+                    except TransportFailure as exc:
+                        reached = reached or exc.sent
+                        raise
                     response.attempts = attempts
                     return response
         except RetryableStatus as exc:
@@ -103,9 +107,9 @@ class AsyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(
-                gave_up(server_of(request.url), request.replayable, attempts, exc)
-            ) from None
+            error = NetworkError(gave_up(server_of(request.url), request.replayable, attempts, exc))
+            error.request_sent = reached
+            raise error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:

@@ -110,12 +110,16 @@ class SyncDriver:
 
     def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
         """One request, retried under the policy; raises NetworkError when no try got through."""
-        attempts = 0
+        attempts, reached = 0, False
         try:
             for attempt in self._retry.retrying(request.replayable):
                 with attempt:
                     attempts += 1
-                    response = self._send_once(request, timeout)
+                    try:
+                        response = self._send_once(request, timeout)
+                    except TransportFailure as exc:
+                        reached = reached or exc.sent
+                        raise
                     response.attempts = attempts
                     return response
         except RetryableStatus as exc:
@@ -123,9 +127,9 @@ class SyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(
-                gave_up(server_of(request.url), request.replayable, attempts, exc)
-            ) from None
+            error = NetworkError(gave_up(server_of(request.url), request.replayable, attempts, exc))
+            error.request_sent = reached
+            raise error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:

@@ -492,7 +492,8 @@ class LLM:
             except (NetworkError, AttestationError) as exc:
                 network.failed(route.entry)
                 tried.append(route.entry.tee_id)
-                if watched.paid or len(tried) >= FAILOVER_LIMIT:
+                paid = isinstance(exc, NetworkError) and watched.may_have_paid(exc)
+                if paid or len(tried) >= FAILOVER_LIMIT:
                     raise
                 failure = exc
 
@@ -534,7 +535,8 @@ class LLM:
             except (NetworkError, AttestationError) as exc:
                 network.failed(route.entry)
                 tried.append(route.entry.tee_id)
-                if watched.paid or len(tried) >= FAILOVER_LIMIT:
+                paid = isinstance(exc, NetworkError) and watched.may_have_paid(exc)
+                if paid or len(tried) >= FAILOVER_LIMIT:
                     raise
                 failure = exc
 

@@ -86,23 +86,31 @@ class Route:
 
 
 class Watched:
-    """Runs an exchange flow and notes whether any request it sent carried a payment (a
-    signed payment header or a session id): after that, a failure is never moved to
-    another TEE."""
+    """Runs an exchange flow and notes the requests that carried a payment (a signed payment
+    header or a session id): once one of them may have reached the TEE, a failure of the call
+    is never moved to another TEE (that could pay twice)."""
 
     def __init__(self) -> None:
-        self.paid = False
+        self.delivered_payment = False
+        """A request carrying a payment got an answer."""
+        self.pending_payment = False
+        """The request in flight carries a payment."""
+
+    def may_have_paid(self, failure: NetworkError) -> bool:
+        """Whether a payment may have reached the TEE, given the failure that ended the call."""
+        return self.delivered_payment or (self.pending_payment and failure.request_sent)
 
     def flow(self, inner: Flow) -> Flow:
         """``inner``, step for step (closing it when closed)."""
         try:
             step = next(inner)
             while True:
-                if isinstance(step, HttpRequest) and any(
+                self.pending_payment = isinstance(step, HttpRequest) and any(
                     name.lower() in PAYMENT_HEADERS for name in step.headers
-                ):
-                    self.paid = True
+                )
                 answer = yield step
+                self.delivered_payment = self.delivered_payment or self.pending_payment
+                self.pending_payment = False
                 step = inner.send(answer)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]

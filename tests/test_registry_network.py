@@ -348,3 +348,36 @@ def test_an_expired_registered_certificate_is_refused_although_pinned(
         ):
             pinned_context(expired).wrap_socket(raw, server_hostname="127.0.0.1")
         assert caught.value.verify_message == "certificate has expired"
+
+
+def test_a_payment_that_never_left_does_not_stop_the_failover(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount, spy: SignSpy
+) -> None:
+    other = tls_gateway(None).start()
+    other_id = chain.register(other)
+    live_id = chain.register(tee)
+    llm = client(chain, account, max_retries=0)
+    llm._network.directory._choice = first(other_id)  # type: ignore[union-attr]
+    assert llm.chat(MODEL, HELLO).tee_origin.tee_id == other_id  # type: ignore[union-attr]
+    other.stop()
+    llm.close()  # drop the pooled connection: the next one to ``other`` is refused
+    signed = spy.calls
+    out = llm.chat(MODEL, HELLO)  # pre-signs for ``other`` (terms known), cannot connect
+    assert out.tee_origin is not None and out.tee_origin.tee_id == live_id
+    assert spy.calls == signed + 2  # the payment that never left, then the live TEE's
+    assert len(other.ledger.entries) == 1 and len(tee.ledger.entries) == 1
+
+
+def test_a_failure_after_a_paid_request_may_have_arrived_is_not_moved(
+    chain: LocalChain, tee: LocalGateway, account: LocalAccount
+) -> None:
+    chain.register(tee)
+    with tls_gateway(None) as spare:
+        chain.register(spare)
+        llm = client(chain, account, max_retries=0, timeout=1.0)
+        llm._network.directory._choice = first(tee.tee_id)  # type: ignore[union-attr]
+        llm.chat(MODEL, HELLO)  # learns the terms: the next call's first request is paid
+        tee.latency = 3.0  # the paid request arrives, its answer does not come in time
+        with pytest.raises(NetworkError, match="timed out"):
+            llm.chat(MODEL, HELLO)
+        assert spare.request_count == 0  # not moved to another TEE: it may have been paid
