@@ -28,6 +28,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 
+from . import wire
 from .errors import InvalidRequestError, ServerError
 
 DEFAULT_RPC_URL = "https://ogevmdevnet.opengradient.ai"
@@ -49,7 +50,8 @@ TEE_INFO_10 = f"{_TEE_10}[]"
 
 MAX_ANSWER_BYTES = 4 * 2**20
 MAX_ENTRIES = 256
-MAX_BRACKETS = 64
+MAX_DEPTH = 8
+"""A JSON-RPC answer is an object holding a string or an error object: no deeper."""
 MAX_ENDPOINT_CHARS = 256
 MAX_KEY_BYTES = 4096
 MAX_CERTIFICATE_BYTES = 16384
@@ -127,12 +129,10 @@ def read_call_result(body: bytes, rpc_url: str) -> bytes:
     where = f"the registry RPC {rpc_url}"
     if len(body) > MAX_ANSWER_BYTES:
         raise RegistryError(f"{where} sent an answer over {MAX_ANSWER_BYTES >> 20} MiB")
-    if body.count(b"[") + body.count(b"{") > MAX_BRACKETS:  # deep nesting can crash json
-        raise RegistryError(f"{where} sent JSON nested or bracketed beyond {MAX_BRACKETS}")
     try:
-        answer = json.loads(body)
-    except (ValueError, RecursionError):
-        raise RegistryError(f"{where} did not answer with JSON: {body[:80]!r}") from None
+        answer = wire.loads(body, "its answer", max_depth=MAX_DEPTH)  # strict, bounded nesting
+    except wire.MalformedAnswerError as exc:
+        raise RegistryError(f"{where} did not answer with usable JSON: {exc}") from None
     if not isinstance(answer, dict):
         raise RegistryError(f"{where} answered with a JSON {type(answer).__name__}, not an object")
     error = answer.get("error")
