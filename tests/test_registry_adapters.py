@@ -100,3 +100,26 @@ def test_adapters_without_any_url_construct_offline_and_name_the_rpc_on_the_firs
     llm = OpenGradient(model=MODEL, private_key=_key(account), max_retries=0)
     with pytest.raises(NetworkError, match="TEE registry RPC"):
         llm.chat([ChatMessage(role="user", content="hello")])
+
+
+def test_adapters_pin_the_certificate_of_an_https_url(
+    network: tuple[LocalChain, LocalGateway, str], account: LocalAccount
+) -> None:
+    from llama_index.core.llms import ChatMessage
+
+    from langchain_opengradient import ChatOpenGradient
+    from llamaindex_opengradient import OpenGradient
+
+    _, gateway, _ = network
+    pinned = {"base_url": gateway.url, "tls_certificate": gateway.tls_certificate_pem}
+    chat = ChatOpenGradient(model=MODEL, private_key=_key(account), **pinned)
+    origin = chat.invoke("hello").response_metadata["tee_origin"]
+    assert origin["source"] == "url" and origin["tls_pinned"] is True
+    llm = OpenGradient(model=MODEL, private_key=_key(account), **pinned)
+    reply = llm.chat([ChatMessage(role="user", content="hello")])
+    assert reply.additional_kwargs["tee_origin"]["tee_id"] == gateway.tee_id
+    unpinned = ChatOpenGradient(
+        model=MODEL, private_key=_key(account), base_url=gateway.url, max_retries=0
+    )
+    with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+        unpinned.invoke("hello")  # a self-signed certificate is not trusted without the pin
