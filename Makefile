@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing opengradient-llm-integrations[all,examples,dev] ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install -q --disable-pip-version-check -e ".[all,examples,dev]" 2>&1 | grep -v '^WARNING: Location' || true
+	@# setuptools' editable build tells "Editable installation ..." as a UserWarning: informational only
+	@PYTHONWARNINGS=ignore::UserWarning $(PY) -m pip install -q --disable-pip-version-check -e ".[all,examples,dev]" 2>&1 | grep -v '^WARNING: Location' || true
 	@$(PY) -c "import opengradient_shared, langchain_core, llama_index.core, langchain_tests" \
 		|| (echo "[setup] installation failed"; exit 1)
 	@touch $(STAMP)
@@ -28,7 +29,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	@$(PY) -m ruff check shared langchain_opengradient llamaindex_opengradient tests benchmarks examples
 	@$(PY) -m ruff format --check shared langchain_opengradient llamaindex_opengradient tests benchmarks examples
-	@$(PY) -m mypy shared langchain_opengradient llamaindex_opengradient
+	@$(PY) -m mypy -p opengradient_shared -p langchain_opengradient -p llamaindex_opengradient
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -59,6 +59,8 @@ def _bare(url: str, account: Any, stream: bool) -> Callable[[], bytes]:
             headers={**prepared.headers(2), signed.header_name: signed.header_value},
         )
         extra[upto.SESSION_HEADER] = opened.headers[upto.SESSION_HEADER]
+        opened.close()
+        session.close()  # a stream's connection is not reused (the gateway closes it)
     payments: list[dict[str, str]] = []
 
     def post() -> bytes:
@@ -69,6 +71,7 @@ def _bare(url: str, account: Any, stream: bool) -> Callable[[], bytes]:
                 return r.content
             for line in r.iter_lines():
                 if line.startswith(b"data:"):
+                    session.close()  # the gateway closes after a stream, as the real one does
                     return line  # the first chunk
         raise AssertionError("no data")
 

@@ -210,7 +210,7 @@ def seed_api(tally: Tally) -> None:
     wallet = Account.from_key(os.environ["OPENGRADIENT_PRIVATE_KEY"])
     with LLM(wallet, os.environ.get("OPENGRADIENT_LLM_URL")) as llm:  # no URL: the registry
         chat = llm.chat(
-            TEE_LLM.CLAUDE_3_7_SONNET, [{"role": "user", "content": "Sign this answer, please."}]
+            TEE_LLM.CLAUDE_SONNET_4_5, [{"role": "user", "content": "Sign this answer, please."}]
         )
         _say("chat", (chat.chat_output or {}).get("content", ""))
         _say("", tally.record(*map(_as_dict, (chat.payment, chat.tee_proof, chat.tee_origin))))

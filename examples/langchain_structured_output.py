@@ -18,7 +18,7 @@ class Booking(BaseModel):
 
 
 with server_and_wallet():
-    model = ChatOpenGradient(model="anthropic/claude-3.7-sonnet")
+    model = ChatOpenGradient(model="anthropic/claude-sonnet-4-5")
     booking = model.with_structured_output(Booking, include_raw=True).invoke(
         "Book 3 seats from Oslo"
     )

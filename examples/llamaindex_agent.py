@@ -25,7 +25,7 @@ def get_local_time(city: str) -> str:
 async def main() -> None:
     agent = FunctionAgent(
         tools=[get_weather, get_local_time],
-        llm=OpenGradient(model="anthropic/claude-3.7-sonnet"),
+        llm=OpenGradient(model="anthropic/claude-sonnet-4-5"),
         system_prompt="Use the tools.",
     )
     handler = agent.run("What is the weather and the local time in Lisbon?")

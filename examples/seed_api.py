@@ -25,6 +25,6 @@ with server_and_wallet():
         print(f"  paid {paid.amount} base units on {paid.network}, tx {paid.transaction}")
         print("  payment hash:", answer.payment_hash)
 
-        text = llm.completion(TEE_LLM.CLAUDE_3_5_HAIKU, "The enclave signed", max_tokens=8)
+        text = llm.completion(TEE_LLM.CLAUDE_HAIKU_4_5, "The enclave signed", max_tokens=8)
         print("completion:", text.completion_output)
         print("  proof verified:", text.tee_proof.verified, "by", text.tee_proof.tee_id)

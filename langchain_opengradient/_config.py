@@ -18,6 +18,7 @@ from opengradient_shared.settings import (
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
+    ClientOption,
     build_client,
 )
 from opengradient_shared.types import x402SettlementMode
@@ -123,7 +124,12 @@ class OpenGradientSettings(BaseModel):
     """Registry TEEs: the PCR hashes you accept, on top of the registry's approval."""
     attestation_root_sha256: str | None = None
     """Registry TEEs: the attestation root to pin instead of AWS's (a local gateway's)."""
-    client: Any = Field(default=None, exclude=True)
+    stream_verification: Literal["incremental", "buffer"] = "incremental"
+    """Streams: text chunks as they arrive, verified at the end ("incremental"), or no chunk
+    (and no callback) until the proof verified ("buffer"). Tool-call chunks always wait."""
+    allow_unknown_models: bool = False
+    """Let a model the gateway does not list through (else refused before paying)."""
+    client: ClientOption = Field(default=None, exclude=True)
     """An existing ``opengradient_shared.LLM`` to use instead of key, URLs and options."""
 
     _llm: Any = PrivateAttr(default=None)

@@ -20,7 +20,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from opengradient_shared.errors import InvalidRequestError
-from opengradient_shared.protocol import provider_model
+from opengradient_shared.protocol import join_text, provider_model
 from opengradient_shared.types import StreamChunk, TextGenerationOutput, Usage
 
 # Blocks of an AI message that restate its ``tool_calls`` (Anthropic ``tool_use``, LangChain v1
@@ -48,7 +48,7 @@ def _text(content: str | list[Any], where: str, *, ai: bool = False) -> str:
                 f"{where} has a content block of type {kind!r}; OpenGradient models take "
                 "text only (strings or {'type': 'text', 'text': ...} blocks)"
             )
-    return "".join(parts)
+    return join_text(parts)
 
 
 def _assistant(message: AIMessage, where: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from opengradient_shared.errors import InvalidRequestError
-from opengradient_shared.protocol import StreamAccumulator, provider_model
+from opengradient_shared.protocol import StreamAccumulator, join_text, provider_model
 from opengradient_shared.types import StreamChunk, TextGenerationOutput
 
 _ROLES = {
@@ -33,7 +33,7 @@ _ROLES = {
 
 
 def _text(message: ChatMessage, where: str) -> tuple[str, list[ToolCallBlock]]:
-    """The message's text blocks joined (as ``ChatMessage.content`` joins them), and its tool
+    """The message's text blocks joined (by the shared rule, :func:`join_text`), and its tool
     call blocks (assistant messages only); any other block is refused."""
     texts, calls = [], []
     assistant = message.role == MessageRole.ASSISTANT
@@ -48,7 +48,7 @@ def _text(message: ChatMessage, where: str) -> tuple[str, list[ToolCallBlock]]:
                 f"{where} has a {kind!r} block ({type(block).__name__}); OpenGradient models "
                 "take text only (TextBlock)"
             )
-    return "\n".join(texts), calls
+    return join_text(texts), calls
 
 
 def _call(call_id: Any, name: Any, arguments: Any, where: str) -> dict[str, Any]:

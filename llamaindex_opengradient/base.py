@@ -29,9 +29,9 @@ from opengradient_shared.settings import (
     MAX_PAYMENT_ENV,
     STREAMING_URL_ENV,
     URL_ENV,
+    ClientOption,
     build_client,
 )
-from opengradient_shared.types import TextGenerationOutput, TextGenerationStream
 from opengradient_shared.types import x402SettlementMode as _Mode
 from pydantic import (
     AliasChoices,
@@ -61,6 +61,10 @@ _COMPLETION_OPTIONS = frozenset({"stop", "temperature", "max_tokens"})
 _EXTRA_OPTIONS = frozenset({"stop", "response_format"})
 _Response = TypeVar("_Response", ChatResponse, CompletionResponse)
 _NO_LIMIT = -1  # metadata.num_output without max_tokens, as LlamaIndex's OpenAI LLM says it
+# What max_tokens=None sends on the completion endpoint: the cap OpenGradient's gateway applies
+# to a chat call without one (sending none gets the completions schema's default, 16 tokens);
+# the same as langchain_opengradient's OpenGradientLLM.
+UNSET_COMPLETION_MAX_TOKENS = 4096
 
 
 def _from_env(name: str) -> Any:
@@ -103,10 +107,18 @@ class OpenGradient(FunctionCallingLLM):
     Configuration by argument first, then environment: ``private_key``
     (``OPENGRADIENT_PRIVATE_KEY``; alias ``api_key``; hex text or bytes), ``base_url``
     (``OPENGRADIENT_LLM_URL``), ``streaming_url`` (``OPENGRADIENT_LLM_STREAMING_URL``, default
-    ``base_url``), ``max_payment`` (``OPENGRADIENT_MAX_PAYMENT``, base units per call). Or pass
+    ``base_url``), ``max_payment`` (``OPENGRADIENT_MAX_PAYMENT``, base units per call, or per
+    session in generation 2). Or pass
     an existing transport as ``client`` (it then supplies key, URLs, retries and payment and
     verification policy). The transport is built once, at construction: missing or bad
     settings raise ``ValueError`` there, naming the setting and never the key.
+
+    ``max_tokens`` is None by default: chat sends no cap (``metadata.num_output`` is then -1, as
+    for LlamaIndex's ``OpenAI``); ``complete`` sends 4096 (:data:`UNSET_COMPLETION_MAX_TOKENS`),
+    not the completion endpoint's default of 16. An answer cut at ``max_tokens`` has
+    ``finish_reason`` "length" in ``additional_kwargs`` and warns once per model. The proofs of
+    the answers behind a query engine, chat engine or agent: ``collect_proofs()`` (see
+    :class:`ProofCollector`).
 
     ``complete``/``acomplete`` use OpenGradient's completion endpoint. That endpoint does not
     stream, so ``stream_complete``/``astream_complete`` stream a chat of one user message (the
@@ -161,7 +173,8 @@ class OpenGradient(FunctionCallingLLM):
     max_payment: int | None = Field(
         default_factory=_from_env(MAX_PAYMENT_ENV),
         validate_default=True,
-        description="Most base units paid per call (OPENGRADIENT_MAX_PAYMENT).",
+        description="Most base units one call (generation 1) or one session (generation 2) "
+        "may draw (OPENGRADIENT_MAX_PAYMENT; None: one whole token).",
     )
     allowed_networks: list[str] | None = None
     allowed_assets: list[str] | None = None
@@ -193,12 +206,21 @@ class OpenGradient(FunctionCallingLLM):
     attestation_root_sha256: str | None = Field(
         default=None, description="Registry TEEs: an attestation root to pin instead of AWS's."
     )
+    stream_verification: Literal["incremental", "buffer"] = Field(
+        default="incremental",
+        description="Streams: text as it arrives, verified at the end ('incremental'), or "
+        "nothing until the proof verified ('buffer'). Tool-call chunks always wait.",
+    )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Request options of every call: 'stop' (a list of strings) and "
         "'response_format' (chat calls only: the completion endpoint takes no format).",
     )
-    client: Any = Field(
+    allow_unknown_models: bool = Field(
+        default=False,
+        description="Let a model the gateway does not list through (else refused before paying).",
+    )
+    client: ClientOption = Field(
         default=None, exclude=True, description="An existing opengradient_shared.LLM to use."
     )
 
@@ -343,8 +365,9 @@ class OpenGradient(FunctionCallingLLM):
             "temperature": options.get("temperature", self.temperature),
             "x402_settlement_mode": self.settlement_mode,
             "timeout": self.timeout,
-            "max_tokens": options.get("max_tokens", self.max_tokens),  # None: no cap
         }
+        max_tokens = options.get("max_tokens", self.max_tokens)
+        args["max_tokens"] = UNSET_COMPLETION_MAX_TOKENS if max_tokens is None else max_tokens
         return args
 
     def _formatted(self, prompt: str, formatted: bool) -> str:
@@ -386,7 +409,6 @@ class OpenGradient(FunctionCallingLLM):
     def _stream(self, args: dict[str, Any]) -> Iterator[tuple[ChatStream, Any]]:
         """Send a streaming chat (when iteration starts) and yield the fold with each chunk."""
         stream = self.transport.chat(**args, stream=True)
-        assert isinstance(stream, TextGenerationStream)
         fold = ChatStream(self.model)
         try:
             for chunk in stream:
@@ -399,7 +421,6 @@ class OpenGradient(FunctionCallingLLM):
         """Chat; ``kwargs``: tools (OpenAI dicts or LlamaIndex tools), tool_choice,
         response_format, stop, temperature, max_tokens."""
         output = self.transport.chat(**self._chat_args(messages, kwargs))
-        assert isinstance(output, TextGenerationOutput)
         return self._seen(chat_response(output, self.model))
 
     @llm_chat_callback()
@@ -428,7 +449,6 @@ class OpenGradient(FunctionCallingLLM):
 
     async def _astream(self, args: dict[str, Any]) -> AsyncIterator[tuple[ChatStream, Any]]:
         stream = await self.transport.achat(**args, stream=True)
-        assert isinstance(stream, TextGenerationStream)
         fold = ChatStream(self.model)
         try:
             async for chunk in stream:
@@ -440,7 +460,6 @@ class OpenGradient(FunctionCallingLLM):
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async :meth:`chat`."""
         output = await self.transport.achat(**self._chat_args(messages, kwargs))
-        assert isinstance(output, TextGenerationOutput)
         return self._seen(chat_response(output, self.model))
 
     @llm_chat_callback()

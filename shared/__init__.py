@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     AuthenticationError,
     InvalidRequestError,
+    MalformedAnswerError,
     NetworkError,
     OpenGradientError,
     PaymentError,
@@ -22,6 +23,7 @@ from .errors import (
     VerificationError,
 )
 from .types import (
+    SERVED_MODELS,
     TEE_LLM,
     PaymentReceipt,
     StreamChoice,
@@ -57,9 +59,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LLM",
+    "SERVED_MODELS",
     "TEE_LLM",
     "AuthenticationError",
     "InvalidRequestError",
+    "MalformedAnswerError",
     "NetworkError",
     "OpenGradientError",
     "PaymentError",

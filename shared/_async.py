@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import suppress
@@ -16,8 +17,18 @@ from typing import Any
 
 import httpx
 
-from .errors import NetworkError, StreamInterruptedError
+from .errors import NetworkError, ServerError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
+from .limits import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BoundedDecoder,
+    LimitExceeded,
+    UndecodableBody,
+    deadline_passed,
+    remaining,
+    stream_too_large,
+    too_large,
+)
 from .pinning import Pins, origin_of
 from .protocol import failure_reason, server_of
 from .retry import (
@@ -38,8 +49,15 @@ _LIMITS = httpx.Limits(max_connections=128, max_keepalive_connections=64)
 class AsyncDriver:
     """Sends requests with the retry policy and reads answers, one pool per event loop."""
 
-    def __init__(self, retry: RetryPolicy, pins: Pins | None = None) -> None:
+    def __init__(
+        self,
+        retry: RetryPolicy,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        pins: Pins | None = None,
+    ) -> None:
         self._retry = retry
+        self._max_bytes = max_response_bytes
         self._pins = pins or Pins()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._clients = weakref.WeakKeyDictionary()
@@ -65,8 +83,9 @@ class AsyncDriver:
             self._clients[loop] = client
         return client
 
-    async def run(self, flow: Flow, timeout: float) -> Delivery:
-        """Drive ``flow`` to its end and return its delivery."""
+    async def run(self, flow: Flow, timeout: float, end: float | None = None) -> Delivery:
+        """Drive ``flow`` to its end and return its delivery; ``end`` (a ``time.monotonic``
+        instant) bounds the whole call when given."""
         response: HttpResponse | None = None
         try:
             step = next(flow)
@@ -74,10 +93,10 @@ class AsyncDriver:
                 if isinstance(step, Wait):
                     done = asyncio.shield(asyncio.wrap_future(step.done))
                     with suppress(TimeoutError):
-                        await asyncio.wait_for(done, timeout)
+                        await asyncio.wait_for(done, remaining(timeout, end) or 0.0)
                     step = flow.send(None)
                     continue
-                response = await self.send(step, timeout)
+                response = await self.send(step, timeout, end)
                 step = flow.send(response)
         except StopIteration as stop:
             delivery: Delivery = stop.value
@@ -88,15 +107,21 @@ class AsyncDriver:
                 await response.stream.aclose()
             raise
 
-    async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
-        """One request, retried under the policy; raises NetworkError when no try got through."""
+    async def send(
+        self, request: HttpRequest, timeout: float, end: float | None = None
+    ) -> HttpResponse:
+        """One request, retried under the policy; raises NetworkError when no try got through
+        (or the call's deadline ``end`` passed)."""
         attempts, reached = 0, False
         try:
             async for attempt in self._retry.aretrying(request.replayable):
                 with attempt:
+                    seconds = remaining(timeout, end)
+                    if seconds is None:
+                        raise NetworkError(deadline_passed(request.url, attempts))
                     attempts += 1
                     try:
-                        response = await self._send_once(request, timeout)
+                        response = await self._send_once(request, seconds)
                     except TransportFailure as exc:
                         reached = reached or exc.sent
                         raise
@@ -130,7 +155,7 @@ class AsyncDriver:
                 _log.debug("%s %s -> %d", request.method, request.url, answer.status_code)
                 if request.stream and answer.status_code == 200:
                     return HttpResponse(200, answer.headers, stream=answer)
-                body = await answer.aread()
+                body = await self._read(answer, request.url)
         except TimeoutError:
             raise TransportFailure(f"timed out: no complete answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
@@ -146,21 +171,60 @@ class AsyncDriver:
             raise RetryableStatus(response, retry_after_seconds(answer.headers.get("Retry-After")))
         return response
 
+    async def _read(self, answer: httpx.Response, url: str) -> bytes:
+        """The whole body, or a ServerError once it passes ``max_response_bytes`` (announced
+        or read): never more than that much is read."""
+        announced = answer.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) > self._max_bytes:
+            raise ServerError(too_large(url, self._max_bytes, int(announced)))
+        if announced.isdigit() and not answer.headers.get("Content-Encoding"):
+            return await answer.aread()  # framed by its length, which is within the limit
+        body = bytearray()
+        try:  # raw bytes, inflated here within the limit (httpx would inflate a chunk whole)
+            decoder = BoundedDecoder(answer.headers.get("Content-Encoding"), self._max_bytes)
+            async for data in answer.aiter_raw():
+                body += decoder.feed(data)
+        except LimitExceeded:
+            raise ServerError(too_large(url, self._max_bytes)) from None
+        except UndecodableBody as exc:
+            raise ServerError(f"the answer of {url} cannot be read: {exc}") from None
+        return bytes(body)
+
     async def stream(
-        self, response: Any, assembler: StreamAssembler
+        self, response: Any, assembler: StreamAssembler, end: float | None = None
     ) -> AsyncGenerator[StreamChunk, None]:
-        """The chunks of an open 200 stream, as its bytes arrive."""
+        """The chunks of an open 200 stream, as its bytes arrive; at most
+        ``max_response_bytes`` in all, and over by ``end`` (the call's deadline)."""
+        pieces = response.aiter_raw()
         try:
-            async for data in response.aiter_bytes():
-                for chunk in assembler.feed(data):
+            decoder = BoundedDecoder(response.headers.get("Content-Encoding"), self._max_bytes)
+            while True:
+                try:
+                    if end is None:
+                        data = await anext(pieces)
+                    else:
+                        async with asyncio.timeout(max(0.0, end - time.monotonic())):
+                            data = await anext(pieces)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise StreamInterruptedError(
+                        deadline_passed(str(response.url), stream=True)
+                    ) from None
+                for chunk in assembler.feed(decoder.feed(data)):
                     yield chunk
             for chunk in assembler.end():
                 yield chunk
+        except LimitExceeded:
+            raise StreamInterruptedError(stream_too_large(self._max_bytes)) from None
+        except UndecodableBody as exc:
+            raise StreamInterruptedError(f"the stream cannot be read: {exc}") from None
         except httpx.TransportError as exc:
             raise StreamInterruptedError(
                 f"the stream broke before it ended ({_describe(exc)}); retry the call"
             ) from None
         finally:
+            await pieces.aclose()
             await response.aclose()
 
     async def aclose(self) -> None:

@@ -5,7 +5,8 @@ before every read timeout could hold a call for ever. Here one watchdog thread p
 shuts down the socket of any try still waiting for its answer at its deadline, so the blocked
 read ends at once and the try fails as timed out. The connections of :class:`DeadlineAdapter`
 arm the watchdog when they send a request; :func:`deadline` scopes one try (for a
-stream, until its headers arrive).
+stream, until its headers arrive). :func:`watch_socket` bounds an open stream's socket by the
+call's overall deadline (released with :func:`release` when the stream closes).
 """
 
 from __future__ import annotations
@@ -93,6 +94,18 @@ def _cut(sock: socket.socket) -> None:
 
 _WATCHDOG = _Watchdog()
 _current = threading.local()
+
+
+def watch_socket(until: float, sock: socket.socket) -> Watch:
+    """Cut ``sock`` at ``until`` (a ``time.monotonic`` instant) unless released first."""
+    entry = Watch(until)
+    _WATCHDOG.watch(entry, sock)
+    return entry
+
+
+def release(entry: Watch) -> None:
+    """Stop watching ``entry``'s sockets (its stream ended in time)."""
+    _WATCHDOG.release(entry)
 
 
 @contextmanager

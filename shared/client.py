@@ -10,10 +10,11 @@ TEE proof is checked under the :class:`VerificationPolicy`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import AsyncGenerator, Collection, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from eth_account.signers.local import LocalAccount
 
@@ -29,7 +30,8 @@ from .errors import (
     StreamInterruptedError,
     excerpt,
 )
-from .exchange import Delivery, Exchange
+from .exchange import Delivery, Exchange, Flow
+from .limits import DEFAULT_MAX_RESPONSE_BYTES, stream_end
 from .network import (
     FAILOVER_LIMIT,
     AttestationPolicy,
@@ -47,12 +49,14 @@ from .settings import server_url as _server_url
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .stream import STREAM_VERIFICATION_MODES, StreamAssembler
 from .types import (
+    DEPRECATED_MODELS,
     TEE_LLM,
     StreamChunk,
     TeeOrigin,
     TeeProof,
     TextGenerationOutput,
     TextGenerationStream,
+    is_known_model,
 )
 from .types import x402SettlementMode as _Mode
 from .verification import TrustAnchor, VerificationPolicy, VerificationWarning, check_proof
@@ -72,6 +76,13 @@ def _timeout(value: Any, name: str = "timeout") -> float:
     if math.isinf(value):
         raise InvalidRequestError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def _unreadable(exc: Exception) -> ServerError:
+    return ServerError(
+        f"the exchange with the server failed unexpectedly ({type(exc).__name__}: "
+        f"{excerpt(str(exc), 200)})"
+    )
 
 
 def _broken(exc: Exception) -> StreamInterruptedError:
@@ -114,6 +125,9 @@ class LLM:
     registered certificate, trusts its registered key and pays only its registered payment
     address. Nothing is fetched before the first call. Keyword-only options:
 
+    - ``max_response_bytes`` (the largest answer read, streamed or not; default 8 MiB) and
+      ``deadline`` (seconds for a whole call, every try and a stream to its end included;
+      default: none for plain calls, and ``timeout × (max_retries + 1)`` for a stream);
     - ``timeout`` (seconds per try) and ``max_retries`` (retries of connection failures and
       429/502/503/504; a retry resends the same signed payment); a generation-2 request riding
       an open session is resent only if it cannot have reached the server (the gateway bills
@@ -131,6 +145,9 @@ class LLM:
       stream is verified at its end, tool-call chunks are held until then) or ``"buffer"``
       (no chunk until the proof verified); ``max_stream_event_bytes`` (default 1 MiB): a
       larger stream event ends the stream with ``StreamInterruptedError``;
+    - ``allow_unknown_models``: by default a model OpenGradient's gateway does not serve
+      (:data:`~.types.SERVED_MODELS`) is refused before anything is paid, because the gateway
+      verifies the payment before it looks at the model; True lets a newer model through.
     - ``tls_certificate`` (PEM or DER) pins an https server URL's certificate;
     - OpenGradient's network (no server URL): ``rpc_url`` (default ``OPENGRADIENT_RPC_URL``,
       else OpenGradient's devnet), ``registry_address`` (``OPENGRADIENT_REGISTRY_ADDRESS``,
@@ -161,9 +178,12 @@ class LLM:
         tee_id: str | None = None,
         payment_policy: PaymentPolicy | None = None,
         retry_session_requests: bool = False,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        deadline: float | None = None,
         stream_verification: str = "incremental",
         max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
         max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        allow_unknown_models: bool = False,
         tls_certificate: str | bytes | None = None,
         rpc_url: str | None = None,
         registry_address: str | None = None,
@@ -218,6 +238,17 @@ class LLM:
                 f"max_retries must be a non-negative integer, got {max_retries!r}"
             )
         self.max_retries = max_retries
+        self.allow_unknown_models = bool(allow_unknown_models)
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise InvalidRequestError(
+                f"max_response_bytes must be a positive integer, got {max_response_bytes!r}"
+            )
+        self.max_response_bytes = max_response_bytes
+        self.deadline = None if deadline is None else _timeout(deadline, "deadline")
         if payment_policy is not None and not isinstance(payment_policy, PaymentPolicy):
             raise InvalidRequestError("payment_policy must be a PaymentPolicy")
         policy = payment_policy or PaymentPolicy(
@@ -257,8 +288,8 @@ class LLM:
             )
         self.max_stream_event_bytes = max_stream_event_bytes
         retry = RetryPolicy(max_retries=max_retries)
-        self._sync = SyncDriver(retry, self._pins)
-        self._async = AsyncDriver(retry, self._pins)
+        self._sync = SyncDriver(retry, max_response_bytes=max_response_bytes, pins=self._pins)
+        self._async = AsyncDriver(retry, max_response_bytes=max_response_bytes, pins=self._pins)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -307,6 +338,60 @@ class LLM:
 
     # -- seed API ----------------------------------------------------------------------------
 
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: Literal[False] = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput: ...
+
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        *,
+        stream: Literal[True],
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationStream: ...
+
+    @overload
+    def chat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: bool = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput | TextGenerationStream: ...
+
     def chat(
         self,
         model: TEE_LLM | str,
@@ -337,12 +422,14 @@ class LLM:
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
             x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
+        self._check_model(prepared)
         seconds = self._call_timeout(timeout)
-        delivery, origin = self._deliver(prepared, stream, seconds)
+        end = self._end(seconds, stream)
+        delivery, origin = self._deliver(prepared, stream, seconds, end)
         if stream:
             response = delivery.response.stream
             assembler = self._assembler(prepared, delivery, origin)
-            chunks = _guarded(self._sync.stream(response, assembler))
+            chunks = _guarded(self._sync.stream(response, assembler, end))
 
             def close() -> None:
                 chunks.close()
@@ -370,8 +457,64 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
-        delivery, origin = self._deliver(prepared, False, self._call_timeout(timeout))
+        self._check_model(prepared)
+        seconds = self._call_timeout(timeout)
+        delivery, origin = self._deliver(prepared, False, seconds, self._end(seconds, False))
         return self._output(prepared, delivery, origin)
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: Literal[False] = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput: ...
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        *,
+        stream: Literal[True],
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationStream: ...
+
+    @overload
+    async def achat(
+        self,
+        model: TEE_LLM | str,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None = ...,
+        stop_sequence: list[str] | None = ...,
+        temperature: float = ...,
+        tools: Sequence[dict[str, Any]] | None = ...,
+        tool_choice: str | dict[str, Any] | None = ...,
+        x402_settlement_mode: _Mode | None = ...,
+        stream: bool = ...,
+        *,
+        response_format: dict[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+        timeout: float | None = ...,
+    ) -> TextGenerationOutput | TextGenerationStream: ...
 
     async def achat(
         self,
@@ -395,12 +538,14 @@ class LLM:
             model, messages, max_tokens, stop_sequence, temperature, tools, tool_choice,
             x402_settlement_mode, stream, response_format, extra_body,
         )  # fmt: skip
+        self._check_model(prepared)
         seconds = self._call_timeout(timeout)
-        delivery, origin = await self._adeliver(prepared, stream, seconds)
+        end = self._end(seconds, stream)
+        delivery, origin = await self._adeliver(prepared, stream, seconds, end)
         if stream:
             response = delivery.response.stream
             assembler = self._assembler(prepared, delivery, origin)
-            chunks = _aguarded(self._async.stream(response, assembler))
+            chunks = _aguarded(self._async.stream(response, assembler, end))
 
             async def aclose() -> None:
                 await chunks.aclose()
@@ -424,7 +569,9 @@ class LLM:
         prepared = protocol.prepare_completion(
             model, prompt, max_tokens, stop_sequence, temperature, x402_settlement_mode
         )
-        delivery, origin = await self._adeliver(prepared, False, self._call_timeout(timeout))
+        self._check_model(prepared)
+        seconds = self._call_timeout(timeout)
+        delivery, origin = await self._adeliver(prepared, False, seconds, self._end(seconds, False))
         return self._output(prepared, delivery, origin)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -455,24 +602,56 @@ class LLM:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _run(self, flow: Flow, seconds: float, end: float | None = None) -> Delivery:
+        try:
+            return self._sync.run(flow, seconds, end)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
+            raise _unreadable(exc) from None
+
+    async def _arun(self, flow: Flow, seconds: float, end: float | None = None) -> Delivery:
+        try:
+            return await self._async.run(flow, seconds, end)
+        except OpenGradientError:
+            raise
+        except Exception as exc:  # the funnel; no cause kept: a signing frame may hold the key
+            raise _unreadable(exc) from None
+
+    def _check_model(self, prepared: protocol.PreparedRequest) -> None:
+        """Refuse, before anything is paid, a model the gateway does not serve (it would take
+        the payment and then answer 400), unless ``allow_unknown_models``."""
+        name = str(prepared.body["model"])
+        if self.allow_unknown_models or is_known_model(name):
+            return
+        retired = {old.split("/", 1)[1]: new for old, new in DEPRECATED_MODELS.values()}
+        hint = f" (use TEE_LLM.{retired[name]})" if name in retired else ""
+        raise InvalidRequestError(
+            f"model {name!r} is not one OpenGradient's gateway serves{hint}; it would verify "
+            "the payment first and then refuse the model. Pick a TEE_LLM member, or pass "
+            "LLM(..., allow_unknown_models=True) for a model newer than this package."
+        )
+
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)
 
     def _deliver(
-        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float
+        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float, end: float | None
     ) -> tuple[Delivery, TeeOrigin]:
         """Run the exchange: on the server URL, or on a registry TEE with failover."""
         network = self._network
         if network is None:
             server = self._stream_url if stream else self._url
-            delivery = self._sync.run(self._exchange.flow(server, prepared), seconds)
+            delivery = self._run(self._exchange.flow(server, prepared), seconds, end)
             pinned = self._pins.context_for(server) is not None
             return delivery, origin_for_url(server, delivery.key, pinned)
         tried: list[str] = []
         failure: NetworkError | AttestationError | None = None
         while True:
             try:
-                route = drive(network.route(tried), partial(self._sync.send, timeout=seconds))
+                route = drive(
+                    network.route(tried), partial(self._sync.send, timeout=seconds, end=end)
+                )
             except NetworkError as exc:
                 raise _rpc_unreachable(network, exc) from None
             except RegistryError:
@@ -481,14 +660,16 @@ class LLM:
                 raise
             watched = Watched()
             try:
-                route = drive(network.attest(route), partial(self._sync.send, timeout=seconds))
+                route = drive(
+                    network.attest(route), partial(self._sync.send, timeout=seconds, end=end)
+                )
                 flow = self._exchange.flow(
                     route.entry.endpoint,
                     prepared,
                     key=route.key,
                     pay_to=route.entry.payment_address,
                 )
-                return self._sync.run(watched.flow(flow), seconds), route.origin
+                return self._run(watched.flow(flow), seconds, end), route.origin
             except (NetworkError, AttestationError) as exc:
                 network.failed(route.entry)
                 tried.append(route.entry.tee_id)
@@ -498,13 +679,13 @@ class LLM:
                 failure = exc
 
     async def _adeliver(
-        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float
+        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float, end: float | None
     ) -> tuple[Delivery, TeeOrigin]:
         """:meth:`_deliver` on the async driver."""
         network = self._network
         if network is None:
             server = self._stream_url if stream else self._url
-            delivery = await self._async.run(self._exchange.flow(server, prepared), seconds)
+            delivery = await self._arun(self._exchange.flow(server, prepared), seconds, end)
             pinned = self._pins.context_for(server) is not None
             return delivery, origin_for_url(server, delivery.key, pinned)
         tried: list[str] = []
@@ -512,7 +693,7 @@ class LLM:
         while True:
             try:
                 route = await adrive(
-                    network.route(tried), partial(self._async.send, timeout=seconds)
+                    network.route(tried), partial(self._async.send, timeout=seconds, end=end)
                 )
             except NetworkError as exc:
                 raise _rpc_unreachable(network, exc) from None
@@ -523,7 +704,7 @@ class LLM:
             watched = Watched()
             try:
                 route = await adrive(
-                    network.attest(route), partial(self._async.send, timeout=seconds)
+                    network.attest(route), partial(self._async.send, timeout=seconds, end=end)
                 )
                 flow = self._exchange.flow(
                     route.entry.endpoint,
@@ -531,7 +712,7 @@ class LLM:
                     key=route.key,
                     pay_to=route.entry.payment_address,
                 )
-                return await self._async.run(watched.flow(flow), seconds), route.origin
+                return await self._arun(watched.flow(flow), seconds, end), route.origin
             except (NetworkError, AttestationError) as exc:
                 network.failed(route.entry)
                 tried.append(route.entry.tee_id)
@@ -539,6 +720,13 @@ class LLM:
                 if paid or len(tried) >= FAILOVER_LIMIT:
                     raise
                 failure = exc
+
+    def _end(self, seconds: float, stream: bool) -> float | None:
+        """The ``time.monotonic`` instant the call must be over by, or None (no bound
+        beyond ``timeout`` per try)."""
+        if self.deadline is None and not stream:
+            return None
+        return stream_end(time.monotonic(), seconds, self.max_retries, self.deadline)
 
     def _check(
         self, prepared: protocol.PreparedRequest, delivery: Delivery, fields: Any, output_hash: str

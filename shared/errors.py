@@ -17,8 +17,7 @@ class OpenGradientError(Exception):
     """
 
     def __init__(self, message: str, *, status_code: int | None = None, body: str | None = None):
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + "…"
+        message = _bounded(message)
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -54,6 +53,12 @@ class ServerError(OpenGradientError):
     """The server failed (5xx, 429 after retries, an unreadable answer, or no connection)."""
 
 
+class MalformedAnswerError(ServerError):
+    """A server's answer could not be read: not JSON, nested too deep, too large a number, or a
+    field of the wrong type or range (the message names the field). Nothing from it is
+    delivered and nothing is paid on the strength of it."""
+
+
 class NetworkError(ServerError):
     """The connection failed or timed out (after retries). ``request_sent`` is False only when
     no try can have reached the server (every try failed to connect)."""
@@ -79,6 +84,17 @@ _REPR.maxlevel = 3
 
 def _escaped(char: str) -> str:
     return char if char.isprintable() else repr(char)[1:-1]
+
+
+def _bounded(message: str) -> str:
+    """A message with control characters escaped, cut to :data:`MAX_MESSAGE` characters (the
+    safety net under every quote of server text: no message spans lines or is unbounded)."""
+    cut = message[: MAX_MESSAGE + 1]
+    if not cut.isprintable():
+        cut = "".join(_escaped(char) for char in cut)
+    return (
+        cut if len(cut) <= MAX_MESSAGE and len(message) <= MAX_MESSAGE else cut[:MAX_MESSAGE] + "…"
+    )
 
 
 def excerpt(value: object, limit: int = 200) -> str:

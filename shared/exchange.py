@@ -9,10 +9,16 @@ receipt of what was paid.
 
 Rules kept here (protocol.md sections 4-6): at most one payment is signed per 402 the server
 sends for this call, and never more than two per call; a payment that may already have been
-settled (the driver had to resend it) is never replaced by a new one; generation 2 reuses a
-route's session until the server says it is spent or its permit nears its deadline. While one
-call learns a new route's terms or opens a route's session, concurrent calls on that route wait
-for it (:class:`Wait`) instead of each paying for a session of their own.
+settled (the driver had to resend it) is never replaced by a new one; a scheme that opens
+sessions reuses a route's session until the server says it is spent or its permit nears its
+deadline. While one call learns a new route's terms, opens a route's session or fetches a
+server's TEE key, concurrent calls wait for it (:class:`Wait`) instead of each doing it again.
+
+What differs between schemes (sessions and their header, the settlement-report header, the
+server generation that decides the spelling of the settlement mode) is declared by the scheme
+module (:class:`~.x402.payment.PaymentScheme`); nothing here tests an x402 version. Until a
+server's generation is known (its first 402, or a paid answer), requests name no settlement
+mode rather than one the server may misread.
 """
 
 from __future__ import annotations
@@ -375,7 +381,7 @@ class Exchange:
         except ChallengeError as exc:
             raise ServerError(
                 f"{server} answered 402 with an unreadable challenge: {exc}", status_code=402
-            ) from None
+            ) from exc
         return challenge
 
     @staticmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,6 +246,17 @@ def _settlement(value: Any) -> x402SettlementMode:
         raise InvalidRequestError(f"x402_settlement_mode: {exc}") from None
 
 
+TEXT_PARTS_SEPARATOR = ""
+"""How the text parts of one message's list content are joined into the string sent (as the
+OpenAI API reads consecutive text parts: one after the other). The adapters join their
+frameworks' text blocks the same way (:func:`join_text`)."""
+
+
+def join_text(parts: Iterable[str]) -> str:
+    """One message's text parts as the one string the gateway gets (and hashes)."""
+    return TEXT_PARTS_SEPARATOR.join(parts)
+
+
 def _content(value: Any, where: str) -> str | None:
     """String content, or a list of text parts (joined); None is allowed (assistant)."""
     if value is None or isinstance(value, str):
@@ -260,7 +271,7 @@ def _content(value: Any, where: str) -> str | None:
                     "the gateway accepts text only"
                 )
             texts.append(part["text"])
-        return "".join(texts)
+        return join_text(texts)
     raise InvalidRequestError(
         f"{where} content must be a string, got {type(value).__name__} "
         + truncate_body(repr(value), 80)

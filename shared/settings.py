@@ -12,7 +12,7 @@ import hmac
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
 from .errors import InvalidRequestError
@@ -26,6 +26,12 @@ KEY_ENV = "OPENGRADIENT_PRIVATE_KEY"
 URL_ENV = "OPENGRADIENT_LLM_URL"
 STREAMING_URL_ENV = "OPENGRADIENT_LLM_STREAMING_URL"
 MAX_PAYMENT_ENV = "OPENGRADIENT_MAX_PAYMENT"
+
+if TYPE_CHECKING:
+    ClientOption: TypeAlias = "LLM | None"
+else:  # the adapters' field stays cheap to declare; build_client checks it is an LLM
+    ClientOption = Any
+"""The type of the adapters' ``client`` field: an existing transport, or None."""
 
 
 def server_url(value: Any, name: str, env: str | None = None) -> str:
@@ -96,7 +102,7 @@ class AdapterSettings(Protocol):
     """The transport settings both adapters hold, under the same names (read-only here)."""
 
     @property
-    def client(self) -> Any: ...
+    def client(self) -> LLM | None: ...
     @property
     def private_key(self) -> _Secret | None: ...
     @property
@@ -119,6 +125,10 @@ class AdapterSettings(Protocol):
     def verification(self) -> str: ...
     @property
     def tee_public_key(self) -> str | None: ...
+    @property
+    def stream_verification(self) -> str: ...
+    @property
+    def allow_unknown_models(self) -> bool: ...
 
 
 REGISTRY_SETTINGS = (
@@ -203,6 +213,8 @@ def build_client(settings: AdapterSettings) -> LLM:
         "allowed_payees": settings.allowed_payees,
         "verification": settings.verification,
         "tee_public_key": settings.tee_public_key,
+        "stream_verification": settings.stream_verification,
+        "allow_unknown_models": settings.allow_unknown_models,
         **{name: getattr(settings, name, None) for name in REGISTRY_SETTINGS},
     }
     options = {name: value for name, value in options.items() if value is not None}

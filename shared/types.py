@@ -4,34 +4,128 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import EnumType, StrEnum
 from typing import Any
 
+SERVED_MODELS: dict[str, tuple[str, ...]] = {
+    "openai": ("gpt-4.1-2025-04-14", "gpt-4.1", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5.2"),
+    "anthropic": (
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+        "claude-opus-4-5",
+        "claude-opus-4-6",
+        "claude-sonnet-4-0",  # legacy (kept by the gateway for older SDKs)
+        "claude-4.0-sonnet",  # legacy
+    ),
+    "google": (
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+        "gemini-2.5-flash-lite",
+        "gemini-3-flash-preview",
+    ),
+    "x-ai": (
+        "grok-4",
+        "grok-4-fast",
+        "grok-4-1-fast",
+        "grok-4.1-fast",
+        "grok-4-1-fast-non-reasoning",
+        "grok-3-mini-beta",  # legacy
+        "grok-3-mini",  # legacy
+        "grok-3-beta",  # legacy
+        "grok-3",  # legacy
+    ),
+}
+"""The models OpenGradient's gateway serves, by provider (tee-gateway ``model_registry.py``,
+2026-04-28); the wire name is the part after ``provider/``. Any other name gets 400 "Model
+'<m>' is not supported" from the gateway AFTER it has verified the payment."""
 
-class TEE_LLM(StrEnum):  # noqa: N801 - the seed's public name
-    """Models served inside OpenGradient's Trusted Execution Environment.
+KNOWN_MODELS = frozenset(name for names in SERVED_MODELS.values() for name in names)
+"""The bare names of :data:`SERVED_MODELS` (the gateway compares lower-cased and trimmed)."""
 
-    Each value is ``"provider/model"``; the provider prefix is removed on the wire.
+DEPRECATED_MODELS: dict[str, tuple[str, str]] = {
+    "GPT_4O": ("openai/gpt-4o", "GPT_4_1_2025_04_14"),
+    "CLAUDE_3_7_SONNET": ("anthropic/claude-3.7-sonnet", "CLAUDE_SONNET_4_5"),
+    "CLAUDE_3_5_HAIKU": ("anthropic/claude-3.5-haiku", "CLAUDE_HAIKU_4_5"),
+    "GEMINI_2_0_FLASH": ("google/gemini-2.0-flash", "GEMINI_2_5_FLASH"),
+    "GROK_2_1212": ("x-ai/grok-2-1212", "GROK_4"),
+    "GROK_2_VISION_LATEST": ("x-ai/grok-2-vision-latest", "GROK_4"),
+}
+"""The seed's ``TEE_LLM`` names of models no longer served: (old value, member it now means)."""
+
+
+class _ModelsType(EnumType):
+    """``TEE_LLM``'s metaclass: the seed's names of retired models resolve, with a
+    ``FutureWarning`` (shown by default), to the served model that replaces them."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if name in DEPRECATED_MODELS:
+            return super().__getitem__(_successor(name))
+        inherited = getattr(super(), "__getattr__", None)  # EnumType has one before 3.12
+        if inherited is not None:
+            return inherited(name)
+        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+
+    def __getitem__(cls, name: str) -> Any:
+        return super().__getitem__(_successor(name) if name in DEPRECATED_MODELS else name)
+
+
+def _successor(name: str) -> str:
+    old, successor = DEPRECATED_MODELS[name]
+    warnings.warn(
+        f"TEE_LLM.{name} is deprecated: OpenGradient's gateway no longer serves {old!r}; it "
+        f"now means TEE_LLM.{successor}. Use TEE_LLM.{successor} (or another served model) "
+        "to silence this warning.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return successor
+
+
+class TEE_LLM(StrEnum, metaclass=_ModelsType):  # noqa: N801 - the seed's public name
+    """Models served inside OpenGradient's Trusted Execution Environment (what its gateway
+    serves today; see :data:`SERVED_MODELS`).
+
+    Each value is ``"provider/model"``; the provider prefix is removed on the wire. The seed's
+    names of retired models (``GPT_4O``, ``CLAUDE_3_7_SONNET``, ``CLAUDE_3_5_HAIKU``,
+    ``GEMINI_2_0_FLASH``, ``GROK_2_1212``, ``GROK_2_VISION_LATEST``) still resolve, with a
+    ``FutureWarning``, to their served successors (:data:`DEPRECATED_MODELS`).
     """
 
+    # OpenAI
     GPT_4_1_2025_04_14 = "openai/gpt-4.1-2025-04-14"
-    GPT_4O = "openai/gpt-4o"
+    GPT_4_1 = "openai/gpt-4.1"
     O4_MINI = "openai/o4-mini"
-    CLAUDE_3_7_SONNET = "anthropic/claude-3.7-sonnet"
-    CLAUDE_3_5_HAIKU = "anthropic/claude-3.5-haiku"
-    CLAUDE_4_0_SONNET = "anthropic/claude-4.0-sonnet"
+    GPT_5 = "openai/gpt-5"
+    GPT_5_MINI = "openai/gpt-5-mini"
+    GPT_5_2 = "openai/gpt-5.2"
+    # Anthropic
+    CLAUDE_SONNET_4_5 = "anthropic/claude-sonnet-4-5"
+    CLAUDE_SONNET_4_6 = "anthropic/claude-sonnet-4-6"
+    CLAUDE_HAIKU_4_5 = "anthropic/claude-haiku-4-5"
+    CLAUDE_OPUS_4_5 = "anthropic/claude-opus-4-5"
+    CLAUDE_OPUS_4_6 = "anthropic/claude-opus-4-6"
+    CLAUDE_4_0_SONNET = "anthropic/claude-4.0-sonnet"  # legacy, still served
+    # Google
     GEMINI_2_5_FLASH = "google/gemini-2.5-flash"
     GEMINI_2_5_PRO = "google/gemini-2.5-pro"
-    GEMINI_2_0_FLASH = "google/gemini-2.0-flash"
     GEMINI_2_5_FLASH_LITE = "google/gemini-2.5-flash-lite"
-    GROK_3_MINI_BETA = "x-ai/grok-3-mini-beta"
-    GROK_3_BETA = "x-ai/grok-3-beta"
-    GROK_2_1212 = "x-ai/grok-2-1212"
-    GROK_2_VISION_LATEST = "x-ai/grok-2-vision-latest"
+    GEMINI_3_FLASH = "google/gemini-3-flash-preview"
+    # xAI
+    GROK_4 = "x-ai/grok-4"
+    GROK_4_FAST = "x-ai/grok-4-fast"
     GROK_4_1_FAST = "x-ai/grok-4.1-fast"
     GROK_4_1_FAST_NON_REASONING = "x-ai/grok-4-1-fast-non-reasoning"
+    GROK_3_MINI_BETA = "x-ai/grok-3-mini-beta"  # legacy, still served
+    GROK_3_BETA = "x-ai/grok-3-beta"  # legacy, still served
+
+
+def is_known_model(wire_name: str) -> bool:
+    """Whether the gateway serves ``wire_name`` (the model name without its provider)."""
+    return wire_name.strip().lower() in KNOWN_MODELS
 
 
 class x402SettlementMode(StrEnum):  # noqa: N801 - the seed's public name
@@ -56,9 +150,7 @@ class x402SettlementMode(StrEnum):  # noqa: N801 - the seed's public name
 
     def wire_value(self, generation: int = 1) -> str:
         """The header value for a server of protocol ``generation`` (1 or 2)."""
-        if generation == 1:
-            return self.value
-        return _GENERATION_2_NAMES[self.value]
+        return SETTLEMENT_WIRE_VALUES[self.value][0 if generation == 1 else 1]
 
     @classmethod
     def parse(cls, value: x402SettlementMode | str) -> x402SettlementMode:
@@ -72,21 +164,22 @@ class x402SettlementMode(StrEnum):  # noqa: N801 - the seed's public name
             if value.upper() in cls.__members__:
                 return cls.__members__[value.upper()]
             key = _normalize_settlement(value)
-            for member in (cls.SETTLE, cls.SETTLE_METADATA, cls.SETTLE_BATCH):
-                names = {_normalize_settlement(member.value), _GENERATION_2_NAMES[member.value]}
-                if key in names:
-                    return member
+            for member_value, spellings in SETTLEMENT_WIRE_VALUES.items():
+                if key in map(_normalize_settlement, spellings):
+                    return cls(member_value)
         raise ValueError(
             f"unknown settlement mode {value!r}; use one of "
             "x402SettlementMode.SETTLE, SETTLE_METADATA or SETTLE_BATCH"
         )
 
 
-_GENERATION_2_NAMES = {
-    "settle": "private",
-    "settle-metadata": "individual",
-    "settle-batch": "batch",
+SETTLEMENT_WIRE_VALUES: dict[str, tuple[str, str]] = {
+    # member value: (generation-1 spelling, generation-2 spelling); meaning
+    "settle": ("settle", "private"),  # input/output hashes only, most private
+    "settle-metadata": ("settle-metadata", "individual"),  # model, input, output recorded
+    "settle-batch": ("settle-batch", "batch"),  # aggregated into batch hashes (cheapest)
 }
+"""The three settlement modes and how each server generation spells them (the one table)."""
 
 
 def _normalize_settlement(value: str) -> str:

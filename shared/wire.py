@@ -18,7 +18,23 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ServerError, excerpt
+from .errors import MalformedAnswerError, excerpt
+
+__all__ = [
+    "MAX_DEPTH",
+    "MalformedAnswerError",
+    "as_address",
+    "as_amount",
+    "as_int",
+    "as_list",
+    "as_object",
+    "as_str",
+    "loads",
+    "nesting_depth",
+    "opt_int",
+    "opt_object",
+    "opt_str",
+]
 
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in server JSON (real answers use about 6)."""
@@ -29,11 +45,6 @@ MAX_UINT256 = 2**256 - 1
 _TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\Z)|[\[{]|[\]}]', re.S)
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _DECIMAL = re.compile(r"^[0-9]{1,78}$")
-
-
-class MalformedAnswerError(ServerError):
-    """A server's answer could not be read: not JSON, nested too deep, or a field of the wrong
-    type or range (the message names the field). Nothing from it is delivered."""
 
 
 def nesting_depth(data: bytes, limit: int = MAX_DEPTH) -> int:

@@ -186,3 +186,13 @@ def test_cli_prints_its_terms_and_stops_cleanly_on_a_signal(
         process.wait()
     (line,) = [json.loads(text) for text in ledger.read_text().splitlines()]
     assert line["closed"] and line["session_id"] == opened.headers[upto.SESSION_HEADER]
+
+
+def test_help_is_plain_text_naming_every_option() -> None:
+    command = [sys.executable, "-m", "opengradient_shared.gateway", "--help"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "``" not in done.stdout and ":class:" not in done.stdout
+    for option in ("--host", "--port", "--protocol", "--price", "--token-price", "--ledger"):
+        assert option in done.stdout
+    assert "local OpenGradient TEE LLM gateway" in done.stdout

@@ -233,7 +233,7 @@ def test_max_tokens_cuts_the_text_with_finish_reason_length() -> None:
     assert cut.finish_reason == "length" and cut.completion_tokens == 3
     assert len(cut.content.split()) == 3
     assert model.chat({**long, "max_tokens": 50}).finish_reason == "stop"
-    assert model.complete({"prompt": " ".join(["word"] * 40)}).finish_reason == "stop"  # no cap
+    assert model.complete({"prompt": " ".join(["word"] * 40)}).completion_tokens == 16  # default
 
 
 def test_stop_cuts_at_the_first_stop_string() -> None:

@@ -240,3 +240,25 @@ def test_langchain_extraction_and_json_mode_with_prose_keys(
         "keys. Return nothing other than JSON."
     )
     assert set(joke) == {"setup", "punchline"}
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "JSON with keys x" + "and" * 3000 + "!",  # backtracking bait for the listed-keys pattern
+        "Return JSON with keys " + "a, " * 20000 + "b",
+        "Name is " + "A " * 50000,
+        "Ab, " * 20000,
+        "value 1 " * 20000,
+    ],
+    ids=["and-chain", "long-key-list", "capital-run", "many-names", "many-numbers"],
+)
+def test_hostile_prompts_still_get_json(prompt: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "value": {"type": "integer"}},
+        "required": ["name", "value"],
+    }
+    for form in ({"type": "json_object"}, _schema_format(schema)):
+        answer = model.chat({"messages": _user(prompt), "response_format": form})
+        assert isinstance(json.loads(answer.content), dict)

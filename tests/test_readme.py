@@ -44,4 +44,5 @@ def test_readme_block_runs(
     printed = capsys.readouterr().out
     assert served == [protocol]
     assert "TEE proof verified: True" in printed
-    assert re.search(r"^cost: (\d+|not reported) ", printed, re.M), printed
+    if "cost" in code:  # the quickstarts print what each call cost, on both generations
+        assert re.search(r"^cost: (\d+|not reported) ", printed, re.M), printed

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from . import LocalGateway
+from .app import PROTOCOLS
 
 _DESCRIPTION = (  # plain text: argparse shows it as is
     "A local OpenGradient TEE LLM gateway on 127.0.0.1: x402 payments checked for real, answers "
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     add = parser.add_argument
     add("--host", default="127.0.0.1")
     add("--port", type=int, default=8000, help="0 picks a free port")
-    add("--protocol", choices=("v1", "v2"), default="v1", help="x402 generation (default v1)")
+    add("--protocol", choices=PROTOCOLS, default="v1", help="x402 generation (default v1)")
     add("--network", help="og-evm (v1 default), base, base-sepolia, eip155:8453 (v2 default)")
     add("--asset", help="ERC-20 address (default: the network's; OPG for v2)")
     add("--pay-to", help="the payee address")

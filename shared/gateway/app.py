@@ -15,7 +15,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from .. import tee
-from ..x402 import exact, upto
+from ..x402 import exact, exact_v2, upto
 from ..x402.challenge import PAYMENT_REQUIRED_HEADER, SESSION_EXHAUSTED
 from ..x402.encoding import encode_header
 from ..x402.networks import OPG_BASE_ADDRESS, lookup_network
@@ -23,8 +23,11 @@ from . import model, payments
 from .enclave import LocalEnclave, nonce_from_query
 from .ledger import Ledger, Settlement
 from .signer import TeeSigner
-from .validate import BadRequest, check
+from .validate import BadRequest, check, served
 
+PROTOCOLS = ("v1", "v2", "v2-exact", "v2-exact-permit2")
+"""x402 v1 ``exact`` (generation 1), v2 ``upto`` sessions (generation 2, today's gateway), and
+v2 ``exact`` per call by EIP-3009 or Permit2 (``x402`` 2.x / ``og-x402`` servers)."""
 CHAT_PATH, COMPLETION_PATH = "/v1/chat/completions", "/v1/completions"
 INFERENCE_PATHS = (CHAT_PATH, COMPLETION_PATH)
 DEFAULT_PRICE, DEFAULT_TOKEN_PRICE = 1_000, 10**12
@@ -81,14 +84,14 @@ class Gateway:
     ledger_path: InitVar[str | None] = None
 
     def __post_init__(self, signing_key_pem: bytes | str | None, ledger_path: str | None) -> None:
-        if self.protocol not in ("v1", "v2"):
-            raise ValueError(f"protocol must be 'v1' or 'v2', got {self.protocol!r}")
-        v1 = self.protocol == "v1"
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        v1, upto_ = self.protocol == "v1", self.protocol == "v2"
         known = lookup_network(self.network or ("og-evm" if v1 else "eip155:8453"))
         if known is None:
             raise ValueError(f"unknown network {self.network!r}")
         self.network = known.name if v1 else known.caip2
-        self.asset = self.asset or (known.default_asset if v1 else OPG_BASE_ADDRESS)
+        self.asset = self.asset or (OPG_BASE_ADDRESS if upto_ else known.default_asset)
         self.signer = TeeSigner(signing_key_pem)
         self.tee_id, self.public_key_pem = self.signer.tee_id, self.signer.public_key_pem
         self.ledger, self.base_url = Ledger(ledger_path), ""
@@ -142,10 +145,15 @@ class Gateway:
             return Reply(exc.status, {"error": str(exc)})
         # the model is pure and cheap: run it first, so a session can be metered atomically
         answer = model.complete(body) if completion else model.chat(body)
-        pay = self._pay_exact if self.protocol == "v1" else self._pay_upto
-        paid = pay(path, headers, settlement, self._cost(model_name, answer))
+        known, per_call = served(model_name), self.protocol != "v2"
+        cost = self._cost(model_name, answer) if known or per_call else 0  # no metering of a 400
+        pays = {"v1": self._pay_exact, "v2": self._pay_upto}
+        pay = pays.get(self.protocol, self._pay_exact_v2)
+        paid = pay(path, headers, settlement, cost)
         if isinstance(paid, Reply):
             return paid
+        if not known:  # as the real gateway: the payment middleware ran first
+            return Reply(400, {"error": f"Model '{model_name}' is not supported"}, paid)
         output_hash = tee.output_hash(answer.content, answer.tool_calls)
         proof = self.signer.proof_fields(tee.request_hash(body, completion=completion), output_hash)
         if body.get("stream"):
@@ -154,17 +162,19 @@ class Gateway:
 
     def _cost(self, model_name: str, answer: model.Answer) -> int:
         """What an answer costs: its model's price per call (v1) or per token used (v2)."""
-        if self.protocol == "v1":
+        if self.protocol != "v2":
             return _per_model(self.price, model_name, DEFAULT_PRICE)
         price = _per_model(self.token_price, model_name, DEFAULT_TOKEN_PRICE)
         return price * answer.usage["total_tokens"]
 
-    def _settle(self, header: str | None, terms: payments.Json, path: str, kind: str) -> Settled:
+    def _settle(
+        self, header: str | None, terms: payments.Json, path: str, kind: str, version: int = 0
+    ) -> Settled:
         """Record what a payment header settles (None: no header; a string: why refused)."""
         if header is None:
             return None
         try:
-            entry = payments.settlement(header, terms, int(time.time()), path, kind)
+            entry = payments.settlement(header, terms, int(time.time()), path, kind, version)
         except payments.PaymentInvalid as exc:
             return str(exc)
         return self.ledger.settle(entry, self.balances) or entry
@@ -182,6 +192,24 @@ class Gateway:
         receipt = encode_header({"success": True, **done})
         processing = payments.transaction_hash(f"{entry.nonce} {path}")  # generation 1 only
         return {exact.RECEIPT_HEADER: receipt, "x-processing-hash": processing}
+
+    def _pay_exact_v2(self, path: str, headers: Headers, kind: str, price: int) -> Paid:
+        """Settle the request's v2 ``exact`` payment of ``price``; else 402 with the challenge
+        in ``PAYMENT-REQUIRED``. The paid answer reports in ``PAYMENT-RESPONSE``."""
+        permit2 = self.protocol == "v2-exact-permit2"
+        terms = payments.exact_v2_requirement(
+            self.network, self.asset, self.pay_to, price, permit2=permit2
+        )
+        header = headers.get(exact_v2.HEADER.lower())
+        entry = self._settle(header, terms, path, kind, exact_v2.X402_VERSION)
+        if not isinstance(entry, Settlement):
+            challenge = payments.upto_challenge(terms, self.base_url, path, entry)
+            return Reply(
+                402, {"error": entry} if entry else {}, {PAYMENT_REQUIRED_HEADER: challenge}
+            )
+        done = {"transaction": entry.transaction, "network": entry.network, "payer": entry.payer}
+        receipt = encode_header({"success": True, **done, "amount": str(entry.amount)})
+        return {exact_v2.RECEIPT_HEADER: receipt}
 
     def _pay_upto(self, path: str, headers: Headers, kind: str, cost: int) -> Paid:
         """Open a session with a permit, or meter ``cost`` on the session named; else 402."""

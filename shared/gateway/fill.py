@@ -67,17 +67,17 @@ class _Evidence:
         self.quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
         self.names: list[_Name] = []
         for match in _NAME.finditer(text):
-            words = match.group(0).split()
-            while words and words[0] in _NOT_NAMES:
-                words.pop(0)
-            words = [w for w in words if w not in _NOT_NAMES]
+            words = [w for w in match.group(0).split() if w not in _NOT_NAMES]
             label = text[match.end() : match.end() + 1] == ":"  # a label, not a name
             if not words or label or len(" ".join(words)) < 2:
                 continue
             start = match.start() + match.group(0).index(words[0])
-            before = re.findall(r"[A-Za-z']+", text[:start])
+            window = text[max(0, match.start() - 64) : start]  # bounded: linear in the text
+            before = re.findall(r"[A-Za-z']+", window)
             # a lone capitalised word opening a sentence may be just that: used last
-            at_start = re.search(r"(?:^|[.!?:\n]\s*)$", text[: match.start()]) is not None
+            head = text[max(0, match.start() - 64) : match.start()]
+            opens = re.search(r"[.!?:\n]\s*$", head) is not None
+            at_start = opens or (match.start() <= 64 and not head.strip())
             initial = len(words) == 1 and at_start and start == match.start()
             previous = before[-1].lower() if before else ""
             self.names.append(_Name(" ".join(words), start, previous, initial))
@@ -96,7 +96,8 @@ class _Evidence:
             return None
         label = r"[\s_-]*".join(map(re.escape, words))
         value = r"(\"[^\"]+\"|'[^']+'|[A-Z][\w-]*(?:\s+[A-Z][\w-]*)*|[\w.-]+)"
-        found = re.search(rf"\b{label}\s*(?:is|was|are|:|=)\s*{_ARTICLES}{value}", self.text, re.I)
+        verb = r"\s*(?i:is|was|are|:|=)\s*"
+        found = re.search(rf"(?i:\b{label}){verb}(?i:{_ARTICLES}){value}", self.text)
         if not found or found.group(1).lower() in self.used:
             return None
         self.used.add(found.group(1).lower())
@@ -108,9 +109,10 @@ class _Evidence:
         if not self.numbers:
             return None
         words = [w for w in _name_words(name) if len(w) >= 3]
-        spots = [
+        found = (
             m.span() for w in words for m in re.finditer(rf"\b{re.escape(w)}", self.text, re.I)
-        ]
+        )
+        spots = [span for _, span in zip(range(16), found, strict=False)]  # the first few
 
         def distance(i: int) -> int:
             at = self.numbers[i][0]

@@ -49,7 +49,7 @@ _NUMBER_KEYS = frozenset(
     ["price", "amount", "total", "score", "rating", "temperature", "weight", "height", "width"]
 )
 _LISTED_KEYS = re.compile(
-    r"\b(?:keys|fields|properties)\s*:?\s*([A-Za-z_]\w*(?:\s*(?:,|and|&)\s*[A-Za-z_]\w*)+)"
+    r"\b(?:keys|fields|properties)\s*:?\s*([A-Za-z_]\w*(?:\s*(?:,|\band\b|&)\s*[A-Za-z_]\w*)+)"
 )
 
 
@@ -300,6 +300,8 @@ def chat(body: dict[str, Any]) -> Answer:
 
 
 def complete(body: dict[str, Any]) -> Answer:
-    """Answer a (validated) completion request (no cap without ``max_tokens``)."""
-    text, reason = _limit(_reply(body["prompt"]), body.get("max_tokens"), body.get("stop"))
+    """Answer a (validated) completion request (``max_tokens`` defaults to 16, as in the
+    completions schema of OpenGradient's gateway)."""
+    max_tokens = 16 if body.get("max_tokens") is None else body["max_tokens"]
+    text, reason = _limit(_reply(body["prompt"]), max_tokens, body.get("stop"))
     return Answer(text, reason, max(1, len(body["prompt"].split())), len(text.split()))

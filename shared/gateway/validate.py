@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import TEE_LLM, x402SettlementMode
+from ..types import KNOWN_MODELS, SETTLEMENT_WIRE_VALUES, x402SettlementMode
 
-MODELS = frozenset(m.value.split("/", 1)[1] for m in TEE_LLM)
+MODELS = KNOWN_MODELS
 MAX_TOKENS_LIMIT = 32_768
 _ROLES = ("system", "user", "assistant", "tool")
 _FORMATS = ("text", "json_object", "json_schema")
@@ -35,11 +35,15 @@ def _has(data: Any, *keys: str) -> bool:
 
 
 def _model_name(value: Any) -> str:
-    """The bare model name (a ``provider/`` prefix is tolerated)."""
+    """The bare model name (a ``provider/`` prefix is tolerated). Whether it is served is
+    checked later, after the payment, as the real gateway does (:func:`served`)."""
     _require(isinstance(value, str) and value, "'model' is required and must be a string")
-    bare = value.split("/", 1)[1] if value.count("/") == 1 else value
-    _require(bare in MODELS, f"unknown model {value!r}; known: {', '.join(sorted(MODELS))}")
-    return str(bare)
+    return str(value.split("/", 1)[1] if value.count("/") == 1 else value)
+
+
+def served(model: str) -> bool:
+    """Whether the gateway serves ``model`` (compared lower-cased and trimmed)."""
+    return model.strip().lower() in MODELS
 
 
 def _common(body: dict[str, Any]) -> None:
@@ -116,7 +120,7 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
+        raise BadRequest(f"malformed JSON body: {exc}") from exc
     _require(isinstance(body, dict), "the request body must be a JSON object")
     model = _model_name(body.get("model"))
     if completion:
@@ -134,6 +138,7 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     settlement = headers.get("x-settlement-type") or "settle-batch"
     try:
         return body, model, x402SettlementMode.parse(settlement).value
-    except ValueError:
-        names = "settle, settle-metadata, settle-batch (v1) or private, individual, batch (v2)"
-        raise BadRequest(f"unknown X-SETTLEMENT-TYPE {settlement!r}; use {names}") from None
+    except ValueError as exc:
+        v1, v2 = zip(*SETTLEMENT_WIRE_VALUES.values(), strict=True)
+        names = f"{', '.join(v1)} (v1) or {', '.join(v2)} (v2)"
+        raise BadRequest(f"unknown X-SETTLEMENT-TYPE {settlement!r}; use {names}") from exc

@@ -55,8 +55,31 @@ MAX_TIMEOUT_SECONDS = 2**31 - 1
 """The largest ``maxTimeoutSeconds`` read from a challenge (the policy caps what it signs)."""
 
 
+MAX_EXTRA_TEXT = 256
+"""The longest EIP-712 ``name``/``version`` read from a challenge's ``extra``."""
+
+
 def _version(value: Any, default: int) -> int:
     return default if value is None else wire.as_int(value, "x402Version", low=1, high=255)
+
+
+def _short(value: Any, key: str) -> str:
+    text = wire.as_str(value, f"'accepts' entry {key}")
+    if not 0 < len(text) <= MAX_EXTRA_TEXT:
+        raise ChallengeError(f"the 'accepts' entry {key} is empty or over {MAX_EXTRA_TEXT} chars")
+    return text
+
+
+def _extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` with the fields that get signed checked: the EIP-712 ``name`` and ``version``
+    are short strings, ``facilitatorAddress`` is an address."""
+    for key in ("name", "version", "assetTransferMethod"):
+        value = wire.opt_str(extra, key, "'accepts' entry extra")
+        if value is not None and len(value) > MAX_EXTRA_TEXT:
+            raise ChallengeError(f"the 'accepts' entry extra.{key} is over {MAX_EXTRA_TEXT} chars")
+    if extra.get("facilitatorAddress") is not None:
+        wire.as_address(extra["facilitatorAddress"], "'accepts' entry extra.facilitatorAddress")
+    return dict(extra)
 
 
 def requirement_of(entry: Any, version: int, resource_url: str = "") -> PaymentRequirement:
@@ -70,13 +93,13 @@ def requirement_of(entry: Any, version: int, resource_url: str = "") -> PaymentR
         )
         return PaymentRequirement(
             x402_version=version,
-            scheme=wire.as_str(data.get("scheme"), "'accepts' entry scheme"),
-            network=wire.as_str(data.get("network"), "'accepts' entry network"),
+            scheme=_short(data.get("scheme"), "scheme"),
+            network=_short(data.get("network"), "network"),
             asset=wire.as_address(data.get("asset"), "'accepts' entry asset"),
             amount=wire.as_amount(data.get(amount_key), f"'accepts' entry {amount_key}"),
             pay_to=wire.as_address(data.get("payTo"), "'accepts' entry payTo"),
             max_timeout_seconds=timeout or 60,
-            extra=dict(wire.opt_object(data, "extra", "'accepts' entry") or {}),
+            extra=_extra(wire.opt_object(data, "extra", "'accepts' entry") or {}),
             resource=wire.opt_str(data, "resource", "'accepts' entry") or resource_url,
             raw=data,
         )

@@ -28,6 +28,7 @@ Typical use (``hostile`` fixture of ``tests/conftest.py``)::
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -285,7 +286,7 @@ class HostileServer:
                 final = {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
                 events.append({**final, "model": model, "usage": used, **proof})
                 if mutate_events is not None:
-                    events = mutate_events(events)
+                    events = mutate_events(copy.deepcopy(events))
                 return Reply.sse(events, headers=extra)
             message: Json = {"role": "assistant", "content": content}
             if tool_calls:
@@ -299,7 +300,7 @@ class HostileServer:
                 **proof,
             }
             if mutate is not None:
-                data = mutate(data)
+                data = mutate(copy.deepcopy(data))
             return Reply(body=data, headers=extra)
 
         return handle

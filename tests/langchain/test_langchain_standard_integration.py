@@ -62,4 +62,4 @@ class TestChatOpenGradientIntegration(ChatModelIntegrationTests):
 
     @property
     def model_override_value(self) -> str:
-        return "anthropic/claude-3.7-sonnet"
+        return "anthropic/claude-sonnet-4-5"

@@ -65,4 +65,4 @@ class TestChatOpenGradientUnit(ChatModelUnitTests):
 
     @property
     def model_override_value(self) -> str:
-        return "anthropic/claude-3.7-sonnet"
+        return "anthropic/claude-sonnet-4-5"

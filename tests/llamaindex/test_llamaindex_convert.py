@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.tools import FunctionTool
 from opengradient_shared import InvalidRequestError
 from opengradient_shared.types import (
+    TEE_LLM,
     PaymentReceipt,
     StreamChoice,
     StreamChunk,
@@ -35,7 +36,7 @@ from llamaindex_opengradient._convert import (
     completion_response,
     to_openai_messages,
 )
-from llamaindex_opengradient._models import context_window_of
+from llamaindex_opengradient._models import CONTEXT_WINDOWS, context_window_of
 from llamaindex_opengradient._tools import (
     first_call_only,
     selections,
@@ -71,7 +72,7 @@ def test_roles_text_and_tool_turns_map_to_openai_dicts() -> None:
     ]
     assert to_openai_messages(messages) == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "line one\ntwo"},
+        {"role": "user", "content": "line onetwo"},  # blocks joined by the shared join_text
         {"role": "assistant", "content": "", "tool_calls": [CALL]},
         {"role": "tool", "content": "18 C", "tool_call_id": "call_1"},
         {"role": "assistant", "content": "It is 18 C.", "name": "bot"},
@@ -364,5 +365,6 @@ def test_first_call_only_keeps_the_first_of_parallel_calls() -> None:
 
 def test_context_windows_are_known_per_model() -> None:
     assert context_window_of("openai/gpt-4.1-2025-04-14") == 1_047_576
-    assert context_window_of("anthropic/claude-3.7-sonnet") == 200_000
+    assert context_window_of("anthropic/claude-sonnet-4-5") == 200_000
     assert context_window_of("acme/unknown") == 3900  # LlamaIndex's default
+    assert {member.value for member in TEE_LLM} <= set(CONTEXT_WINDOWS)  # every served model

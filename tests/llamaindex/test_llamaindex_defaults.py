@@ -17,6 +17,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from opengradient_shared import protocol, tee
 
 from llamaindex_opengradient import OpenGradient, ProofCollector, collect_proofs
+from llamaindex_opengradient.base import UNSET_COMPLETION_MAX_TOKENS
 
 from _offline_embedding import HashingEmbedding
 
@@ -56,8 +57,14 @@ def test_no_max_tokens_means_no_cap_in_the_request_and_num_output_minus_one(
         "response_format": _TEXT_SCHEMA,
     }
     assert response.additional_kwargs["tee_proof"]["request_hash"] == tee.request_hash(sent)
+    # the completion endpoint's schema would cap at 16 tokens: None sends 4096 there
     completed = llm.complete(_LONG)
     assert completed.additional_kwargs["finish_reason"] == "stop"
+    body = {"model": sent["model"], "prompt": _LONG, "temperature": 0.0}
+    expected = tee.request_hash(
+        {**body, "max_tokens": UNSET_COMPLETION_MAX_TOKENS}, completion=True
+    )
+    assert completed.additional_kwargs["tee_proof"]["request_hash"] == expected
 
 
 def test_a_cut_answer_says_so_and_warns_once_per_model(shared_gateway: Any, wallet: Any) -> None:

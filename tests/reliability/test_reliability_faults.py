@@ -506,8 +506,9 @@ async def test_async_dripping_answer_is_cut_at_the_bound(
 
 def test_the_deadline_ends_when_a_stream_starts(gateway: Any, make_llm: Any) -> None:
     """Control for the drip tests: a stream whose chunks come steadily may last longer than
-    one timeout in total (the deadline bounds the wait for its headers, not its length)."""
-    llm = make_llm(gateway.url, timeout=_DRIP_TIMEOUT, max_retries=0)
+    one timeout in total (the per-try timeout bounds the wait for its headers and each idle
+    gap; its length is bounded by the call's ``deadline``: see test_reliability_limits.py)."""
+    llm = make_llm(gateway.url, timeout=_DRIP_TIMEOUT, max_retries=0, deadline=30)
     _warm(llm)
     gateway.chunk_delay = _DRIP_TIMEOUT / 3
     chunks = list(llm.chat(MODEL, MESSAGES, max_tokens=40, stream=True))
@@ -517,7 +518,7 @@ def test_the_deadline_ends_when_a_stream_starts(gateway: Any, make_llm: Any) -> 
 
 
 async def test_async_deadline_ends_when_a_stream_starts(gateway: Any, make_llm: Any) -> None:
-    llm = make_llm(gateway.url, timeout=_DRIP_TIMEOUT, max_retries=0)
+    llm = make_llm(gateway.url, timeout=_DRIP_TIMEOUT, max_retries=0, deadline=30)
     await llm.achat(MODEL, MESSAGES)
     gateway.chunk_delay = _DRIP_TIMEOUT / 3
     stream = await llm.achat(MODEL, MESSAGES, max_tokens=40, stream=True)

@@ -28,7 +28,13 @@ from opengradient_shared import (
     ServerError,
     TextGenerationOutput,
 )
-from opengradient_shared.x402 import PaymentRequirement, parse_challenge
+from opengradient_shared.x402 import (
+    PaymentChallenge,
+    PaymentRequirement,
+    exact,
+    parse_challenge,
+    upto,
+)
 from opengradient_shared.x402.policy import PaymentPolicy
 
 UNKNOWN_TOKEN = Account.create().address  # an ERC-20 this client has no decimals for
@@ -244,8 +250,9 @@ V2_BAD = [
 
 def _refused_before_signing(llm: LLM, spy: Any) -> str:
     """The refusal's traceback with locals (this frame holds no key, so any key in it came
-    from the library's frames). A value the challenge reader already refuses is a ServerError
-    (an unreadable challenge); one it reads but the signer refuses is a PaymentError."""
+    from the library's frames)."""
+    # refused by the strict challenge reader (ServerError) or by the policy or the scheme's
+    # checks (PaymentError): either way before signing
     with within(bound()), pytest.raises((PaymentError, ServerError)) as caught:
         llm.chat(MODEL, MESSAGES)
     assert spy.calls == 0
@@ -278,3 +285,62 @@ def test_v2_hostile_terms_are_refused_before_signing(
         formatted = _refused_before_signing(llm, spy)
     assert bytes(account.key).hex()[:32] not in formatted
     assert _permits(proxy_v2) == []
+
+
+# ---- the schemes' own checks (whatever reader produced the requirement) -----------------
+
+GOOD = "0x" + "11" * 20
+SCHEME_BAD = [
+    pytest.param(scheme, changes, id=f"{scheme.SCHEME}-{name}")
+    for scheme in (exact, upto)
+    for name, changes in (
+        ("short-payTo", {"pay_to": "0x1234"}),
+        ("non-hex-asset", {"asset": "0x" + "zz" * 20}),
+        ("negative-amount", {"amount": -1}),
+        ("amount-over-uint256", {"amount": 2**256}),
+        ("zero-validity", {"max_timeout_seconds": 0}),
+        ("huge-validity", {"max_timeout_seconds": 2**300}),
+    )
+] + [
+    pytest.param(upto, {"extra": {"facilitatorAddress": bad}}, id=f"upto-facilitator-{i}")
+    for i, bad in enumerate(("0xnothex", 7, "0x" + "11" * 19))
+]
+
+
+@pytest.mark.parametrize(("scheme", "changes"), SCHEME_BAD)
+def test_scheme_checks_every_value_before_the_key_is_used(
+    account: Any, spy: Any, scheme: Any, changes: dict[str, Any]
+) -> None:
+    fields: dict[str, Any] = {
+        "x402_version": scheme.X402_VERSION,
+        "scheme": scheme.SCHEME,
+        "network": "og-evm" if scheme is exact else "eip155:8453",
+        "asset": GOOD,
+        "amount": 1000,
+        "pay_to": GOOD,
+        "max_timeout_seconds": 60,
+        "extra": {"name": "T", "version": "1", "facilitatorAddress": GOOD},
+        **changes,
+    }
+    requirement = PaymentRequirement(**fields)
+    challenge = PaymentChallenge(x402_version=scheme.X402_VERSION, error=None, accepts=())
+    with pytest.raises(ValueError) as caught:
+        scheme.sign_payment(account, requirement, challenge, now=1_800_000_000)
+    assert spy.calls == 0
+    assert not _has_signer_frames(caught.value)
+    # control: the same requirement with good values is signed once
+    good = PaymentRequirement(
+        **{**fields, **{k: v for k, v in _good_fields().items() if k in changes}}
+    )
+    scheme.sign_payment(account, good, challenge, now=1_800_000_000)
+    assert spy.calls == 1
+
+
+def _good_fields() -> dict[str, Any]:
+    return {
+        "pay_to": GOOD,
+        "asset": GOOD,
+        "amount": 1000,
+        "max_timeout_seconds": 60,
+        "extra": {"name": "T", "version": "1", "facilitatorAddress": GOOD},
+    }

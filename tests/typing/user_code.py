@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from eth_account import Account
 from langchain_core.messages import AIMessage
-from opengradient_shared import LLM, TEE_LLM, TextGenerationOutput, x402SettlementMode
+from opengradient_shared import (
+    LLM,
+    TEE_LLM,
+    TextGenerationOutput,
+    TextGenerationStream,
+    x402SettlementMode,
+)
 from pydantic import SecretStr
 
 from langchain_opengradient import ChatOpenGradient, OpenGradientLLM
@@ -67,3 +73,25 @@ def uncapped_seed_call() -> TextGenerationOutput | None:
         extra_body={"top_p": 0.5, "seed": 3},
     )
     return output if isinstance(output, TextGenerationOutput) else None
+
+
+def typed_by_stream() -> tuple[str | None, int]:
+    """``chat`` is overloaded on ``stream``: no isinstance needed (issue 15)."""
+    output: TextGenerationOutput = transport.chat(TEE_LLM.GPT_4_1_2025_04_14, [])
+    stream: TextGenerationStream = transport.chat(TEE_LLM.GPT_4_1_2025_04_14, [], stream=True)
+    receipt = output.payment
+    cost: int | None = receipt.cost if receipt is not None else None
+    return output.payment_hash, sum(1 for _ in stream) + (cost or 0)
+
+
+async def typed_by_stream_async() -> TextGenerationStream:
+    done: TextGenerationOutput = await transport.achat(TEE_LLM.GPT_4_1_2025_04_14, [])
+    assert done.finish_reason is None or isinstance(done.finish_reason, str)
+    return await transport.achat(TEE_LLM.GPT_4_1_2025_04_14, [], stream=True)
+
+
+adapter_on_transport = ChatOpenGradient(model="openai/gpt-5", client=transport)
+llama_on_transport = OpenGradient(
+    model="openai/gpt-5", client=transport, allow_unknown_models=False
+)
+newer = LLM(Account.create(), URL, allow_unknown_models=True)
