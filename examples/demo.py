@@ -2,6 +2,7 @@
 with x402 and its TEE proof verified.
 
     make demo                      # or: python examples/demo.py [--protocol v2]
+    make demo ARGS="--registry"    # no URL: discovery, pinned TLS, attestation (local chain)
 
 Runs against a local TEE gateway unless OPENGRADIENT_LLM_URL names a server, and with a
 throwaway wallet unless OPENGRADIENT_PRIVATE_KEY is set. Exits 1 if any part or proof failed.
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from _local import server_and_wallet
+from _local import local_network, server_and_wallet
 
 MODEL = "openai/gpt-4.1-2025-04-14"
 DOCUMENTS = Path(__file__).parent / "documents"
@@ -38,16 +39,26 @@ class Tally:
     round_trips: int = 0
     quotes: int = 0
     key_fetches: int = 0
+    attestations: int = 0
+    attested: int = 0
     asset: str = ""
 
-    def record(self, payment: Mapping[str, Any] | None, proof: Mapping[str, Any] | None) -> str:
-        """Count one answer; return its payment and proof in one line."""
+    def record(
+        self,
+        payment: Mapping[str, Any] | None,
+        proof: Mapping[str, Any] | None,
+        origin: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Count one answer; return its payment and proof (and origin) in one line."""
         self.calls += 1
         if proof and proof.get("verified"):
             self.verified += 1
             trust = f"TEE proof verified · tee_id {_short(proof['tee_id'])}"
         else:
             trust = "TEE proof NOT verified"
+        if origin and origin.get("source") == "registry":
+            self.attested += origin.get("attestation") == "verified"
+            trust += f" · registry TEE, attestation {origin.get('attestation')}"
         return f"{_paid(self, payment)} · {trust}"
 
 
@@ -65,6 +76,7 @@ class _RoundTrips(logging.Handler):
         self.tally.round_trips += 1
         self.tally.quotes += status == 402
         self.tally.key_fetches += str(url).endswith("/signing-key")
+        self.tally.attestations += "/enclave/attestation?" in str(url)
 
 
 def _short(text: str) -> str:
@@ -128,7 +140,9 @@ def langchain_agent(tally: Tally) -> None:
             calls = ", ".join(f"{c['name']}({c['args']})" for c in message.tool_calls)
             _say("calls" if calls else "answer", calls or message.text)
             meta = message.response_metadata
-            _say("", tally.record(meta.get("payment"), meta.get("tee_proof")))
+            _say(
+                "", tally.record(meta.get("payment"), meta.get("tee_proof"), meta.get("tee_origin"))
+            )
 
 
 def llamaindex_rag(tally: Tally) -> None:
@@ -161,7 +175,9 @@ def llamaindex_rag(tally: Tally) -> None:
     _say("answer", response.response)
     for answer in answers.responses:
         extra = answer.additional_kwargs
-        _say("", tally.record(extra.get("payment"), extra.get("tee_proof")))
+        _say(
+            "", tally.record(extra.get("payment"), extra.get("tee_proof"), extra.get("tee_origin"))
+        )
 
 
 def streamed_chat(tally: Tally) -> None:
@@ -183,7 +199,7 @@ def streamed_chat(tally: Tally) -> None:
         last = chunk
     print()
     meta = last.response_metadata if last is not None else {}
-    _say("", tally.record(meta.get("payment"), meta.get("tee_proof")))
+    _say("", tally.record(meta.get("payment"), meta.get("tee_proof"), meta.get("tee_origin")))
 
 
 def seed_api(tally: Tally) -> None:
@@ -192,15 +208,15 @@ def seed_api(tally: Tally) -> None:
     from opengradient_shared import LLM, TEE_LLM
 
     wallet = Account.from_key(os.environ["OPENGRADIENT_PRIVATE_KEY"])
-    with LLM(wallet, os.environ["OPENGRADIENT_LLM_URL"]) as llm:
+    with LLM(wallet, os.environ.get("OPENGRADIENT_LLM_URL")) as llm:  # no URL: the registry
         chat = llm.chat(
             TEE_LLM.CLAUDE_SONNET_4_5, [{"role": "user", "content": "Sign this answer, please."}]
         )
         _say("chat", (chat.chat_output or {}).get("content", ""))
-        _say("", tally.record(_as_dict(chat.payment), _as_dict(chat.tee_proof)))
+        _say("", tally.record(*map(_as_dict, (chat.payment, chat.tee_proof, chat.tee_origin))))
         text = llm.completion(TEE_LLM.GEMINI_2_5_FLASH, "A verified answer is", max_tokens=8)
         _say("complete", text.completion_output or "")
-        _say("", tally.record(_as_dict(text.payment), _as_dict(text.tee_proof)))
+        _say("", tally.record(*map(_as_dict, (text.payment, text.tee_proof, text.tee_origin))))
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
@@ -215,12 +231,15 @@ PARTS: list[tuple[str, Callable[[Tally], None]]] = [
 ]
 
 
-def _summary(tally: Tally, failed: list[str], gateway: Any, seconds: float) -> None:
+def _summary(
+    tally: Tally, failed: list[str], gateway: Any, seconds: float, chain: Any = None
+) -> None:
     """Print the totals; with the local gateway, check its ledger against the receipts."""
 
     def amount(units: int) -> str:
         return f"{units} base units = {_tokens(units, tally.asset)}" if tally.asset else "0"
 
+    handshakes = gateway.tls_handshakes if chain is not None else 0  # before it stops
     rows: list[tuple[str, Any]] = [("answers", tally.calls), ("payments signed", tally.payments)]
     if tally.paid:
         rows.append(("paid (receipts)", amount(tally.paid)))
@@ -236,6 +255,14 @@ def _summary(tally: Tally, failed: list[str], gateway: Any, seconds: float) -> N
         rows.append(("gateway ledger", f"{len(mine)} settlements, {amount(settled)}"))
         if tally.paid and settled != tally.paid:
             failed.append("the gateway's ledger disagrees with the receipts")
+    if chain is not None:
+        rows += [
+            ("registry reads", f"{chain.rpc_calls} eth_call over JSON-RPC"),
+            ("TLS handshakes", f"{handshakes}, each pinned to the registered certificate"),
+            ("attestations", f"{tally.attestations} fetched, {tally.attested} answers attested"),
+        ]
+        if tally.attested != tally.calls:
+            failed.append("an answer did not come from an attested registry TEE")
     rows += [
         ("TEE proofs verified", f"{tally.verified} of {tally.calls}"),
         (
@@ -251,6 +278,16 @@ def _summary(tally: Tally, failed: list[str], gateway: Any, seconds: float) -> N
         print(f"  {name:<21}{value}")
 
 
+def _run_parts(tally: Tally, failed: list[str]) -> None:
+    for title, part in PARTS:
+        print(f"\n{title}")
+        try:
+            part(tally)
+        except Exception as exc:  # noqa: BLE001 - report every part, then fail the run
+            print(f"    FAILED   {type(exc).__name__}: {exc}")
+            failed.append(title)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the four parts; 0 when every part ran and every answer's proof verified."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -260,20 +297,25 @@ def main(argv: list[str] | None = None) -> int:
         default="v1",
         help="x402 generation of the local gateway (default v1)",
     )
+    parser.add_argument(
+        "--registry",
+        action="store_true",
+        help="no URL: find the TEE in a local on-chain registry, pin its TLS certificate and "
+        "verify its attestation (needs the dev extra)",
+    )
     args = parser.parse_args(argv)
     tally, failed, started = Tally(), [], time.monotonic()
     transport_log = logging.getLogger("opengradient_shared.client")
     transport_log.setLevel(logging.DEBUG)
     transport_log.addHandler(_RoundTrips(tally))
-    with server_and_wallet(args.protocol) as gateway:
-        for title, part in PARTS:
-            print(f"\n{title}")
-            try:
-                part(tally)
-            except Exception as exc:  # noqa: BLE001 - report every part, then fail the run
-                print(f"    FAILED   {type(exc).__name__}: {exc}")
-                failed.append(title)
-        _summary(tally, failed, gateway, time.monotonic() - started)
+    if args.registry:
+        with local_network(args.protocol) as (chain, gateway):
+            _run_parts(tally, failed)
+            _summary(tally, failed, gateway, time.monotonic() - started, chain)
+    else:
+        with server_and_wallet(args.protocol) as gateway:
+            _run_parts(tally, failed)
+            _summary(tally, failed, gateway, time.monotonic() - started)
     ok = not failed and tally.calls > 0 and tally.verified == tally.calls
     print("\nall answers paid and TEE-verified" if ok else "\nFAILED: " + ", ".join(failed))
     return 0 if ok else 1

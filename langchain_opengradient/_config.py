@@ -112,6 +112,21 @@ class OpenGradientSettings(BaseModel):
     """What a failed TEE proof does: raise ``VerificationError``, warn, or nothing."""
     tee_public_key: str | None = None
     """The trusted TEE's PEM public key (None: fetched once from the server)."""
+    rpc_url: str | None = None
+    """Without ``base_url``: the chain RPC holding the TEE registry (``OPENGRADIENT_RPC_URL``,
+    else OpenGradient's devnet)."""
+    registry_address: str | None = None
+    """Without ``base_url``: the registry contract (``OPENGRADIENT_REGISTRY_ADDRESS``)."""
+    tee_id: str | None = None
+    """Use only this TEE (with ``base_url``: the key ``GET /signing-key`` returns must have it)."""
+    tls_certificate: str | None = None
+    """With an https ``base_url``: trust only this certificate (PEM)."""
+    attestation: Literal["verify", "off"] | None = None
+    """Registry TEEs: verify each one's Nitro attestation (None: the transport's "verify")."""
+    allowed_measurements: list[str] | None = None
+    """Registry TEEs: the PCR hashes you accept, on top of the registry's approval."""
+    attestation_root_sha256: str | None = None
+    """Registry TEEs: the attestation root to pin instead of AWS's (a local gateway's)."""
     stream_verification: Literal["incremental", "buffer"] = "incremental"
     """Streams: text chunks as they arrive, verified at the end ("incremental"), or no chunk
     (and no callback) until the proof verified ("buffer"). Tool-call chunks always wait."""

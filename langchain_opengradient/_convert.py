@@ -147,6 +147,7 @@ def metadata(
         "payment_hash": answer.payment_hash,
         "payment": asdict(answer.payment) if answer.payment else None,
         "tee_proof": asdict(answer.tee_proof) if answer.tee_proof else None,
+        "tee_origin": asdict(answer.tee_origin) if answer.tee_origin else None,
     }
 
 

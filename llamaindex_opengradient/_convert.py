@@ -150,6 +150,7 @@ def metadata(
     reason and model (plain dicts and strings)."""
     return {
         "tee_proof": asdict(answer.tee_proof) if answer.tee_proof else None,
+        "tee_origin": asdict(answer.tee_origin) if answer.tee_origin else None,
         "payment": asdict(answer.payment) if answer.payment else None,
         "payment_hash": answer.payment_hash,
         "usage": asdict(answer.usage) if answer.usage else None,

@@ -189,6 +189,27 @@ class OpenGradient(FunctionCallingLLM):
     tee_public_key: str | None = Field(
         default=None, description="The trusted TEE's PEM key (None: fetched once)."
     )
+    rpc_url: str | None = Field(
+        default=None,
+        description="Without base_url: the chain RPC of the TEE registry (OPENGRADIENT_RPC_URL).",
+    )
+    registry_address: str | None = Field(
+        default=None,
+        description="Without base_url: the registry contract (OPENGRADIENT_REGISTRY_ADDRESS).",
+    )
+    tee_id: str | None = Field(default=None, description="Use only this TEE.")
+    tls_certificate: str | None = Field(
+        default=None, description="With an https base_url: trust only this certificate (PEM)."
+    )
+    attestation: Literal["verify", "off"] | None = Field(
+        default=None, description="Registry TEEs: verify their Nitro attestation (default)."
+    )
+    allowed_measurements: list[str] | None = Field(
+        default=None, description="Registry TEEs: the PCR hashes you accept."
+    )
+    attestation_root_sha256: str | None = Field(
+        default=None, description="Registry TEEs: an attestation root to pin instead of AWS's."
+    )
     stream_verification: Literal["incremental", "buffer"] = Field(
         default="incremental",
         description="Streams: text as it arrives, verified at the end ('incremental'), or "

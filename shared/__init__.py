@@ -30,6 +30,7 @@ from .types import (
     StreamChunk,
     StreamDelta,
     StreamUsage,
+    TeeOrigin,
     TeeProof,
     TextGenerationOutput,
     TextGenerationStream,
@@ -39,6 +40,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from .client import LLM, PaymentPolicy, VerificationPolicy
+    from .registry import RegistryError
 
 
 def __getattr__(name: str) -> Any:
@@ -48,6 +50,10 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name == "RegistryError":
+        from .registry import RegistryError
+
+        return RegistryError
     raise AttributeError(f"module 'opengradient_shared' has no attribute {name!r}")
 
 
@@ -65,12 +71,14 @@ __all__ = [
     "PaymentPolicyError",
     "PaymentReceipt",
     "PaymentRejectedError",
+    "RegistryError",
     "ServerError",
     "StreamChoice",
     "StreamChunk",
     "StreamDelta",
     "StreamInterruptedError",
     "StreamUsage",
+    "TeeOrigin",
     "TeeProof",
     "TextGenerationOutput",
     "TextGenerationStream",

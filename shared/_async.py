@@ -29,6 +29,7 @@ from .limits import (
     stream_too_large,
     too_large,
 )
+from .pinning import Pins, origin_of
 from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
@@ -49,15 +50,33 @@ class AsyncDriver:
     """Sends requests with the retry policy and reads answers, one pool per event loop."""
 
     def __init__(
-        self, retry: RetryPolicy, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+        self,
+        retry: RetryPolicy,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        pins: Pins | None = None,
     ) -> None:
         self._retry = retry
         self._max_bytes = max_response_bytes
+        self._pins = pins or Pins()
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._clients = weakref.WeakKeyDictionary()
+        self._pinned: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, Any], httpx.AsyncClient]
+        ] = weakref.WeakKeyDictionary()
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self, url: str = "") -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
+        context = self._pins.context_for(url)
+        if context is not None:  # a pinned origin: its own client, trusting only the pin
+            clients = self._pinned.setdefault(loop, {})
+            key = (origin_of(url), context)
+            found = clients.get(key)
+            if found is None or found.is_closed:
+                found = clients[key] = httpx.AsyncClient(
+                    limits=_LIMITS, verify=context, trust_env=False
+                )
+            return found
         client = self._clients.get(loop)
         if client is None or client.is_closed:
             client = httpx.AsyncClient(limits=_LIMITS, trust_env=True)
@@ -93,7 +112,7 @@ class AsyncDriver:
     ) -> HttpResponse:
         """One request, retried under the policy; raises NetworkError when no try got through
         (or the call's deadline ``end`` passed)."""
-        attempts = 0
+        attempts, reached = 0, False
         try:
             async for attempt in self._retry.aretrying(request.replayable):
                 with attempt:
@@ -101,7 +120,11 @@ class AsyncDriver:
                     if seconds is None:
                         raise NetworkError(deadline_passed(request.url, attempts))
                     attempts += 1
-                    response = await self._send_once(request, seconds)
+                    try:
+                        response = await self._send_once(request, seconds)
+                    except TransportFailure as exc:
+                        reached = reached or exc.sent
+                        raise
                     response.attempts = attempts
                     return response
         except RetryableStatus as exc:
@@ -109,15 +132,15 @@ class AsyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(
-                gave_up(server_of(request.url), request.replayable, attempts, exc)
-            ) from None
+            error = NetworkError(gave_up(server_of(request.url), request.replayable, attempts, exc))
+            error.request_sent = reached
+            raise error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:
         # ``timeout`` bounds connecting, each read, and (by the deadline) the whole answer;
         # a stream's deadline ends when its headers arrive.
-        client = self._client()
+        client = self._client(request.url)
         built = client.build_request(
             request.method,
             request.url,
@@ -210,10 +233,13 @@ class AsyncDriver:
         client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
+        for pinned in self._pinned.pop(loop, {}).values():
+            await pinned.aclose()
 
     def forget(self) -> None:
         """Drop every pool without awaiting (for a sync ``close``; their loops own them)."""
         self._clients.clear()
+        self._pinned.clear()
 
 
 def _describe(exc: BaseException) -> str:

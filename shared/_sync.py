@@ -18,7 +18,7 @@ import requests
 import urllib3.exceptions
 from requests.utils import get_environ_proxies
 
-from ._deadline import DeadlineAdapter, deadline, release, watch_socket
+from ._deadline import deadline, release, watch_socket
 from .errors import NetworkError, ServerError, StreamInterruptedError
 from .exchange import Delivery, Flow, HttpRequest, HttpResponse, Wait
 from .limits import (
@@ -32,6 +32,7 @@ from .limits import (
     stream_too_large,
     too_large,
 )
+from .pinning import PinnedAdapter, Pins
 from .protocol import failure_reason, server_of
 from .retry import (
     RETRY_STATUSES,
@@ -88,12 +89,18 @@ class SyncDriver:
     """Sends requests with the retry policy and reads answers, on one connection pool."""
 
     def __init__(
-        self, retry: RetryPolicy, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+        self,
+        retry: RetryPolicy,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        pins: Pins | None = None,
     ) -> None:
         self._retry = retry
         self._max_bytes = max_response_bytes
         self._session = _Session()
-        adapter = DeadlineAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
+        adapter = PinnedAdapter(
+            pins or Pins(), pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0
+        )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -124,7 +131,7 @@ class SyncDriver:
     def send(self, request: HttpRequest, timeout: float, end: float | None = None) -> HttpResponse:
         """One request, retried under the policy; raises NetworkError when no try got through
         (or the call's deadline ``end`` passed)."""
-        attempts = 0
+        attempts, reached = 0, False
         try:
             for attempt in self._retry.retrying(request.replayable):
                 with attempt:
@@ -132,7 +139,11 @@ class SyncDriver:
                     if seconds is None:
                         raise NetworkError(deadline_passed(request.url, attempts))
                     attempts += 1
-                    response = self._send_once(request, seconds)
+                    try:
+                        response = self._send_once(request, seconds)
+                    except TransportFailure as exc:
+                        reached = reached or exc.sent
+                        raise
                     response.attempts = attempts
                     return response
         except RetryableStatus as exc:
@@ -140,9 +151,9 @@ class SyncDriver:
             last.attempts = attempts
             return last
         except TransportFailure as exc:
-            raise NetworkError(
-                gave_up(server_of(request.url), request.replayable, attempts, exc)
-            ) from None
+            error = NetworkError(gave_up(server_of(request.url), request.replayable, attempts, exc))
+            error.request_sent = reached
+            raise error from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -21,8 +21,10 @@ from eth_account.signers.local import LocalAccount
 from . import protocol
 from ._async import AsyncDriver
 from ._sync import SyncDriver
+from .attestation import AttestationError
 from .errors import (
     InvalidRequestError,
+    NetworkError,
     OpenGradientError,
     ServerError,
     StreamInterruptedError,
@@ -30,6 +32,18 @@ from .errors import (
 )
 from .exchange import Delivery, Exchange, Flow
 from .limits import DEFAULT_MAX_RESPONSE_BYTES, stream_end
+from .network import (
+    FAILOVER_LIMIT,
+    AttestationPolicy,
+    TeeNetwork,
+    Watched,
+    adrive,
+    drive,
+    origin_for_url,
+)
+from .network import rpc_unreachable as _rpc_unreachable
+from .pinning import Pins, certificate_der
+from .registry import RegistryError
 from .retry import RetryPolicy
 from .settings import server_url as _server_url
 from .sse import DEFAULT_MAX_EVENT_BYTES
@@ -38,6 +52,7 @@ from .types import (
     DEPRECATED_MODELS,
     TEE_LLM,
     StreamChunk,
+    TeeOrigin,
     TeeProof,
     TextGenerationOutput,
     TextGenerationStream,
@@ -104,7 +119,11 @@ class LLM:
     """LLM chat and completion via TEE-verified execution with x402 payments.
 
     ``LLM(wallet_account, og_llm_server_url, og_llm_streaming_server_url)`` as in the seed; the
-    streaming URL defaults to the plain one. Keyword-only options:
+    streaming URL defaults to the plain one. Without a server URL (``LLM(wallet_account)``)
+    the client uses OpenGradient's network: it finds the active LLM TEEs in the on-chain
+    registry (``rpc_url``, ``registry_address``; ``tee_id`` pins one), pins TLS to each one's
+    registered certificate, trusts its registered key and pays only its registered payment
+    address. Nothing is fetched before the first call. Keyword-only options:
 
     - ``max_response_bytes`` (the largest answer read, streamed or not; default 8 MiB) and
       ``deadline`` (seconds for a whole call, every try and a stream to its end included;
@@ -125,16 +144,25 @@ class LLM:
     - ``stream_verification``: ``"incremental"`` (default; text chunks as they arrive, the
       stream is verified at its end, tool-call chunks are held until then) or ``"buffer"``
       (no chunk until the proof verified); ``max_stream_event_bytes`` (default 1 MiB): a
-      larger stream event ends the stream with ``StreamInterruptedError``.
+      larger stream event ends the stream with ``StreamInterruptedError``;
     - ``allow_unknown_models``: by default a model OpenGradient's gateway does not serve
       (:data:`~.types.SERVED_MODELS`) is refused before anything is paid, because the gateway
       verifies the payment before it looks at the model; True lets a newer model through.
+    - ``tls_certificate`` (PEM or DER) pins an https server URL's certificate;
+    - OpenGradient's network (no server URL): ``rpc_url`` (default ``OPENGRADIENT_RPC_URL``,
+      else OpenGradient's devnet), ``registry_address`` (``OPENGRADIENT_REGISTRY_ADDRESS``,
+      else OpenGradient's registry), ``tee_id`` (use only this TEE); ``attestation``
+      ("verify", the default: fetch each TEE's Nitro attestation over the pinned connection
+      and check it against AWS's root, the registered PCR hash, the pinned certificate and the
+      registered key; "off": trust the registry alone), ``allowed_measurements`` (PCR hashes
+      you accept, checked on top of the registry's) and ``attestation_root_sha256`` (another
+      root to pin instead of AWS's, e.g. a local gateway's test root).
     """
 
     def __init__(
         self,
         wallet_account: LocalAccount,
-        og_llm_server_url: str,
+        og_llm_server_url: str | None = None,
         og_llm_streaming_server_url: str | None = None,
         *,
         timeout: float = 60.0,
@@ -156,18 +184,54 @@ class LLM:
         max_proof_age_seconds: float | None = DEFAULT_MAX_PROOF_AGE_SECONDS,
         max_stream_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         allow_unknown_models: bool = False,
+        tls_certificate: str | bytes | None = None,
+        rpc_url: str | None = None,
+        registry_address: str | None = None,
+        attestation: AttestationPolicy | str = AttestationPolicy.VERIFY,
+        allowed_measurements: Collection[str] | None = None,
+        attestation_root_sha256: str | None = None,
     ) -> None:
         if not isinstance(wallet_account, LocalAccount):
             raise InvalidRequestError(
                 "wallet_account must be an eth_account LocalAccount (e.g. "
                 f"eth_account.Account.from_key(private_key)), got a {type(wallet_account).__name__}"
             )
-        self._url = _server_url(og_llm_server_url, "og_llm_server_url")
-        self._stream_url = (
-            self._url
-            if og_llm_streaming_server_url is None
-            else _server_url(og_llm_streaming_server_url, "og_llm_streaming_server_url")
-        )
+        self._pins = Pins()
+        self._network: TeeNetwork | None = None
+        if og_llm_server_url is None:  # OpenGradient's network, found in the registry
+            for name, given in (
+                ("og_llm_streaming_server_url", og_llm_streaming_server_url),
+                ("tee_public_key", tee_public_key),
+                ("tls_certificate", tls_certificate),
+            ):
+                if given is not None:
+                    raise InvalidRequestError(
+                        f"{name} needs a server URL; without one the TEE, its key and its "
+                        "certificate come from the registry (pin one TEE with tee_id)"
+                    )
+            self._network = TeeNetwork(
+                self._pins,
+                rpc_url=rpc_url,
+                registry_address=registry_address,
+                tee_id=tee_id,
+                attestation=attestation,
+                allowed_measurements=allowed_measurements,
+                attestation_root_sha256=attestation_root_sha256,
+            )
+            tee_id = None
+            self._url = self._stream_url = ""
+        else:
+            AttestationPolicy.parse(attestation)  # checked here too; it applies to registry TEEs
+            self._url = _server_url(og_llm_server_url, "og_llm_server_url")
+            self._stream_url = (
+                self._url
+                if og_llm_streaming_server_url is None
+                else _server_url(og_llm_streaming_server_url, "og_llm_streaming_server_url")
+            )
+            if tls_certificate is not None:
+                der = certificate_der(tls_certificate)
+                for url in {self._url, self._stream_url}:
+                    self._pins.pin(url, der)
         self.timeout = _timeout(timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise InvalidRequestError(
@@ -224,8 +288,8 @@ class LLM:
             )
         self.max_stream_event_bytes = max_stream_event_bytes
         retry = RetryPolicy(max_retries=max_retries)
-        self._sync = SyncDriver(retry, max_response_bytes=max_response_bytes)
-        self._async = AsyncDriver(retry, max_response_bytes=max_response_bytes)
+        self._sync = SyncDriver(retry, max_response_bytes=max_response_bytes, pins=self._pins)
+        self._async = AsyncDriver(retry, max_response_bytes=max_response_bytes, pins=self._pins)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -245,9 +309,17 @@ class LLM:
         return self._exchange.verification
 
     def __repr__(self) -> str:
+        if self._network is not None:
+            where = (
+                f"rpc_url={self._network.rpc_url!r}, "
+                f"registry_address={self._network.registry_address!r}"
+            )
+        else:
+            where = (
+                f"og_llm_server_url={self._url!r}, og_llm_streaming_server_url={self._stream_url!r}"
+            )
         return (
-            f"LLM(wallet_address={self.wallet_address!r}, og_llm_server_url={self._url!r}, "
-            f"og_llm_streaming_server_url={self._stream_url!r}, "
+            f"LLM(wallet_address={self.wallet_address!r}, {where}, "
             f"verification={self.verification.value!r})"
         )
 
@@ -352,19 +424,19 @@ class LLM:
         )  # fmt: skip
         self._check_model(prepared)
         seconds = self._call_timeout(timeout)
-        server = self._stream_url if stream else self._url
         end = self._end(seconds, stream)
-        delivery = self._run(self._exchange.flow(server, prepared), seconds, end)
+        delivery, origin = self._deliver(prepared, stream, seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = _guarded(self._sync.stream(response, self._assembler(prepared, delivery), end))
+            assembler = self._assembler(prepared, delivery, origin)
+            chunks = _guarded(self._sync.stream(response, assembler, end))
 
             def close() -> None:
                 chunks.close()
                 response.close()  # also when iteration never started
 
             return TextGenerationStream(_iterator=chunks, _close=close)
-        return self._output(prepared, delivery)
+        return self._output(prepared, delivery, origin)
 
     def completion(
         self,
@@ -387,10 +459,8 @@ class LLM:
         )
         self._check_model(prepared)
         seconds = self._call_timeout(timeout)
-        delivery = self._run(
-            self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
-        )
-        return self._output(prepared, delivery)
+        delivery, origin = self._deliver(prepared, False, seconds, self._end(seconds, False))
+        return self._output(prepared, delivery, origin)
 
     @overload
     async def achat(
@@ -470,21 +540,19 @@ class LLM:
         )  # fmt: skip
         self._check_model(prepared)
         seconds = self._call_timeout(timeout)
-        server = self._stream_url if stream else self._url
         end = self._end(seconds, stream)
-        delivery = await self._arun(self._exchange.flow(server, prepared), seconds, end)
+        delivery, origin = await self._adeliver(prepared, stream, seconds, end)
         if stream:
             response = delivery.response.stream
-            chunks = _aguarded(
-                self._async.stream(response, self._assembler(prepared, delivery), end)
-            )
+            assembler = self._assembler(prepared, delivery, origin)
+            chunks = _aguarded(self._async.stream(response, assembler, end))
 
             async def aclose() -> None:
                 await chunks.aclose()
                 await response.aclose()  # also when iteration never started
 
             return TextGenerationStream(_iterator=chunks, _close=aclose)
-        return self._output(prepared, delivery)
+        return self._output(prepared, delivery, origin)
 
     async def acompletion(
         self,
@@ -503,10 +571,8 @@ class LLM:
         )
         self._check_model(prepared)
         seconds = self._call_timeout(timeout)
-        delivery = await self._arun(
-            self._exchange.flow(self._url, prepared), seconds, self._end(seconds, False)
-        )
-        return self._output(prepared, delivery)
+        delivery, origin = await self._adeliver(prepared, False, seconds, self._end(seconds, False))
+        return self._output(prepared, delivery, origin)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -569,6 +635,92 @@ class LLM:
     def _call_timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else _timeout(timeout)
 
+    def _deliver(
+        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float, end: float | None
+    ) -> tuple[Delivery, TeeOrigin]:
+        """Run the exchange: on the server URL, or on a registry TEE with failover."""
+        network = self._network
+        if network is None:
+            server = self._stream_url if stream else self._url
+            delivery = self._run(self._exchange.flow(server, prepared), seconds, end)
+            pinned = self._pins.context_for(server) is not None
+            return delivery, origin_for_url(server, delivery.key, pinned)
+        tried: list[str] = []
+        failure: NetworkError | AttestationError | None = None
+        while True:
+            try:
+                route = drive(
+                    network.route(tried), partial(self._sync.send, timeout=seconds, end=end)
+                )
+            except NetworkError as exc:
+                raise _rpc_unreachable(network, exc) from None
+            except RegistryError:
+                if failure is not None:  # no other TEE to try: the TEE's failure is the error
+                    raise failure from None
+                raise
+            watched = Watched()
+            try:
+                route = drive(
+                    network.attest(route), partial(self._sync.send, timeout=seconds, end=end)
+                )
+                flow = self._exchange.flow(
+                    route.entry.endpoint,
+                    prepared,
+                    key=route.key,
+                    pay_to=route.entry.payment_address,
+                )
+                return self._run(watched.flow(flow), seconds, end), route.origin
+            except (NetworkError, AttestationError) as exc:
+                network.failed(route.entry)
+                tried.append(route.entry.tee_id)
+                paid = isinstance(exc, NetworkError) and watched.may_have_paid(exc)
+                if paid or len(tried) >= FAILOVER_LIMIT:
+                    raise
+                failure = exc
+
+    async def _adeliver(
+        self, prepared: protocol.PreparedRequest, stream: bool, seconds: float, end: float | None
+    ) -> tuple[Delivery, TeeOrigin]:
+        """:meth:`_deliver` on the async driver."""
+        network = self._network
+        if network is None:
+            server = self._stream_url if stream else self._url
+            delivery = await self._arun(self._exchange.flow(server, prepared), seconds, end)
+            pinned = self._pins.context_for(server) is not None
+            return delivery, origin_for_url(server, delivery.key, pinned)
+        tried: list[str] = []
+        failure: NetworkError | AttestationError | None = None
+        while True:
+            try:
+                route = await adrive(
+                    network.route(tried), partial(self._async.send, timeout=seconds, end=end)
+                )
+            except NetworkError as exc:
+                raise _rpc_unreachable(network, exc) from None
+            except RegistryError:
+                if failure is not None:  # no other TEE to try: the TEE's failure is the error
+                    raise failure from None
+                raise
+            watched = Watched()
+            try:
+                route = await adrive(
+                    network.attest(route), partial(self._async.send, timeout=seconds, end=end)
+                )
+                flow = self._exchange.flow(
+                    route.entry.endpoint,
+                    prepared,
+                    key=route.key,
+                    pay_to=route.entry.payment_address,
+                )
+                return await self._arun(watched.flow(flow), seconds, end), route.origin
+            except (NetworkError, AttestationError) as exc:
+                network.failed(route.entry)
+                tried.append(route.entry.tee_id)
+                paid = isinstance(exc, NetworkError) and watched.may_have_paid(exc)
+                if paid or len(tried) >= FAILOVER_LIMIT:
+                    raise
+                failure = exc
+
     def _end(self, seconds: float, stream: bool) -> float | None:
         """The ``time.monotonic`` instant the call must be over by, or None (no bound
         beyond ``timeout`` per try)."""
@@ -590,17 +742,20 @@ class LLM:
             max_age_seconds=self.max_proof_age_seconds,
         )
 
-    def _assembler(self, prepared: protocol.PreparedRequest, delivery: Delivery) -> StreamAssembler:
+    def _assembler(
+        self, prepared: protocol.PreparedRequest, delivery: Delivery, origin: TeeOrigin | None
+    ) -> StreamAssembler:
         return StreamAssembler(
             partial(self._check, prepared, delivery),
             delivery.receipt,
             delivery.payment_hash,
             mode=self.stream_verification,
             max_event_bytes=self.max_stream_event_bytes,
+            origin=origin,
         )
 
     def _output(
-        self, prepared: protocol.PreparedRequest, delivery: Delivery
+        self, prepared: protocol.PreparedRequest, delivery: Delivery, origin: TeeOrigin | None
     ) -> TextGenerationOutput:
         body = delivery.response.body
         try:
@@ -628,4 +783,5 @@ class LLM:
             payment=delivery.receipt,
             model=answer.model,
             id=answer.id,
+            tee_origin=origin,
         )

@@ -60,7 +60,10 @@ class MalformedAnswerError(ServerError):
 
 
 class NetworkError(ServerError):
-    """The connection failed or timed out (after retries)."""
+    """The connection failed or timed out (after retries). ``request_sent`` is False only when
+    no try can have reached the server (every try failed to connect)."""
+
+    request_sent: bool = True
 
 
 class StreamInterruptedError(ServerError):

@@ -197,9 +197,20 @@ class Exchange:
 
     # -- the flow --------------------------------------------------------------------------
 
-    def flow(self, server: str, prepared: protocol.PreparedRequest) -> Flow:
-        """Send ``prepared`` to ``server``, paying as needed; returns the successful answer."""
-        key, key_problem = self.anchor.key, None
+    def flow(
+        self,
+        server: str,
+        prepared: protocol.PreparedRequest,
+        *,
+        key: rsa.RSAPublicKey | None = None,
+        pay_to: str | None = None,
+    ) -> Flow:
+        """Send ``prepared`` to ``server``, paying as needed; returns the successful answer.
+
+        ``key`` is the TEE key to trust for this call (a registry TEE's; default the pinned
+        or fetched one) and ``pay_to`` the only payee a payment may go to (its registered
+        payment address): another one is refused before anything is signed."""
+        key, key_problem = key or self.anchor.key, None
         if key is None and self.verification is not VerificationPolicy.OFF:
             key, key_problem = yield from self._signing_key(server)
 
@@ -226,7 +237,7 @@ class Exchange:
             response = yield self._request(server, url, prepared, payment, session)
             if response.status == 402:
                 response, payment = yield from self._answer_402(
-                    server, url, prepared, endpoint, response, payment, session, spent
+                    server, url, prepared, endpoint, response, payment, session, spent, pay_to
                 )
             if not 200 <= response.status < 300:
                 raise protocol.error_for_status(response.status, response.body, url)
@@ -286,6 +297,7 @@ class Exchange:
         payment: SignedPayment | None,
         session: _Session | None,
         spent: dict[str, int],
+        pay_to: str | None = None,
     ) -> Generator[HttpRequest, HttpResponse, tuple[HttpResponse, SignedPayment]]:
         challenge = self._challenge(server, response)
         if session is not None:
@@ -315,6 +327,11 @@ class Exchange:
             pinned = endpoint.pinned
         try:
             requirement = self.policy.choose(challenge, pinned, spent)
+            if pay_to is not None and requirement.pay_to.lower() != pay_to.lower():
+                raise PaymentPolicyError(
+                    f"{url} asks to pay {requirement.pay_to}, but the TEE registry lists "
+                    f"{pay_to} as this TEE's payment address; nothing was signed"
+                )
         except PaymentError:
             with self._lock:
                 endpoint.terms = None  # never pre-sign terms the policy refuses

@@ -152,6 +152,23 @@ class AdapterSettings(Protocol):
     def max_stream_event_bytes(self) -> int | None: ...
 
 
+REGISTRY_SETTINGS = (
+    "rpc_url",
+    "registry_address",
+    "tee_id",
+    "tls_certificate",
+    "attestation",
+    "allowed_measurements",
+    "attestation_root_sha256",
+)
+"""Adapter fields passed to ``LLM`` as they are when set (an adapter may lack them)."""
+REGISTRY_ENV = (
+    "OPENGRADIENT_RPC_URL",
+    "OPENGRADIENT_REGISTRY_ADDRESS",
+    "OPENGRADIENT_ATTESTATION_ROOT_SHA256",
+)
+
+
 _TRANSPORTS: weakref.WeakValueDictionary[tuple[Any, ...], LLM] = weakref.WeakValueDictionary()
 _TRANSPORTS_LOCK = threading.Lock()
 _FINGERPRINT_KEY = os.urandom(32)  # per process: a cache key says nothing about the wallet key
@@ -171,7 +188,9 @@ def _frozen(value: Any) -> Any:
 def build_client(settings: AdapterSettings) -> LLM:
     """The transport of an adapter: ``settings.client`` when given (it must be an ``LLM``),
     else an ``LLM`` on ``base_url`` (``streaming_url`` defaults to it) paying with
-    ``private_key``; the options that are None keep the transport's defaults.
+    ``private_key``; the options that are None keep the transport's defaults. Without
+    ``base_url`` the transport finds a TEE in OpenGradient's registry (``rpc_url``,
+    ``registry_address``, ``tee_id``).
 
     Models with the same key, URLs and options share one transport (and so what it has
     learned: payment terms, sessions, the TEE key) while any of them is alive: copies made by
@@ -193,12 +212,20 @@ def build_client(settings: AdapterSettings) -> LLM:
                 f"client must be an opengradient_shared.LLM, got {type(settings.client).__name__}"
             )
         return settings.client
-    server = base_url(settings.base_url, "base_url", URL_ENV)
-    stream_server = (
-        server
-        if settings.streaming_url is None
-        else base_url(settings.streaming_url, "streaming_url", STREAMING_URL_ENV)
-    )
+    server: str | None = None
+    stream_server: str | None = None
+    if settings.base_url is not None and settings.base_url.strip():
+        server = base_url(settings.base_url, "base_url", URL_ENV)
+        stream_server = (
+            server
+            if settings.streaming_url is None
+            else base_url(settings.streaming_url, "streaming_url", STREAMING_URL_ENV)
+        )
+    elif settings.streaming_url is not None:
+        raise ValueError(
+            f"streaming_url is set but base_url is not: set base_url too ({URL_ENV}), or "
+            "neither to use OpenGradient's network through its TEE registry"
+        )
     key = settings.private_key
     secret = key.get_secret_value() if key is not None else None
     options: dict[str, Any] = {
@@ -218,6 +245,7 @@ def build_client(settings: AdapterSettings) -> LLM:
         "retry_session_requests": settings.retry_session_requests,
         "max_proof_age_seconds": settings.max_proof_age_seconds,
         "max_stream_event_bytes": settings.max_stream_event_bytes,
+        **{name: getattr(settings, name, None) for name in REGISTRY_SETTINGS},
     }
     options = {name: value for name, value in options.items() if value is not None}
     cache_key = (
@@ -225,6 +253,8 @@ def build_client(settings: AdapterSettings) -> LLM:
         server,
         stream_server,
         tuple(sorted((name, _frozen(value)) for name, value in options.items())),
+        # without a URL the transport also reads the registry settings from the environment
+        tuple(os.environ.get(name) for name in REGISTRY_ENV) if server is None else (),
     )
     with _TRANSPORTS_LOCK:
         transport = _TRANSPORTS.get(cache_key)

@@ -26,7 +26,7 @@ from typing import Any
 from .errors import OpenGradientError, ServerError, StreamInterruptedError, excerpt
 from .protocol import StreamAccumulator, stream_chunk
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
-from .types import PaymentReceipt, StreamChunk, TeeProof
+from .types import PaymentReceipt, StreamChunk, TeeOrigin, TeeProof
 
 ProofCheck = Callable[[Mapping[str, Any], str], TeeProof | None]
 """Verifies the ``tee_*`` fields against an output hash (see ``verification.check_proof``)."""
@@ -47,10 +47,12 @@ class StreamAssembler:
         *,
         mode: str = "incremental",
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        origin: TeeOrigin | None = None,
     ) -> None:
         if mode not in STREAM_VERIFICATION_MODES:
             raise ValueError(f"unknown stream verification mode {mode!r}")
         self._check = check
+        self._origin = origin
         self._receipt = receipt
         self._payment_hash = payment_hash
         self._decoder = SSEDecoder(max_event_bytes)
@@ -122,6 +124,7 @@ class StreamAssembler:
         final.tee_proof = proof
         final.payment = self._receipt
         final.payment_hash = self._payment_hash
+        final.tee_origin = self._origin
         return [*released, final]
 
     def _without_text(self, chunk: StreamChunk) -> StreamChunk | None:

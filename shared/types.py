@@ -249,6 +249,28 @@ class PaymentReceipt:
     budget_remaining: int | None = None
 
 
+@dataclass(frozen=True)
+class TeeOrigin:
+    """Where an answer came from. ``source`` is ``"registry"`` (a TEE found in OpenGradient's
+    on-chain registry: ``tee_id``, its ``pcr_hash`` and ``payment_address`` as registered, TLS
+    pinned to its registered certificate) or ``"url"`` (a server URL you gave). ``attestation``
+    is ``"verified"`` when this client checked the enclave's Nitro attestation itself
+    (``attested_at``: when, unix seconds; ``attestation_timestamp``: the document's time), else
+    ``"off"``."""
+
+    endpoint: str
+    tee_id: str | None
+    source: str = "url"
+    pcr_hash: str | None = None
+    payment_address: str | None = None
+    registry_address: str | None = None
+    tls_pinned: bool = False
+    attestation: str = "off"
+    attested_at: float | None = None
+    attestation_timestamp: float | None = None
+    module_id: str | None = None
+
+
 @dataclass
 class TextGenerationOutput:
     """The result of a non-streaming ``chat`` or ``completion`` call.
@@ -267,6 +289,7 @@ class TextGenerationOutput:
     payment: PaymentReceipt | None = None
     model: str | None = None
     id: str | None = None
+    tee_origin: TeeOrigin | None = None
 
 
 @dataclass
@@ -302,6 +325,7 @@ class StreamChunk:
     tee_proof: TeeProof | None = None
     payment: PaymentReceipt | None = None
     payment_hash: str | None = None
+    tee_origin: TeeOrigin | None = None
 
     @classmethod
     def from_sse_data(cls, data: dict[str, Any]) -> StreamChunk:

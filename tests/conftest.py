@@ -11,6 +11,20 @@ from eth_account.signers.local import LocalAccount
 from signing_spy import SignSpy
 
 
+@pytest.fixture(autouse=True)
+def _no_real_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL-less client in a test never reaches OpenGradient's devnet: unless a test sets one,
+    the registry RPC is a closed loopback port (pytest-socket also refuses non-loopback hosts)."""
+    monkeypatch.setenv("OPENGRADIENT_RPC_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("OPENGRADIENT_ATTESTATION_ROOT_SHA256", raising=False)
+    from opengradient_shared import network
+
+    # the registry listings and attestation verdicts are shared per process: a later test's
+    # local chain may reuse an earlier one's port (and its registry address is the same)
+    network._DIRECTORIES.clear()
+    network._VERDICTS.clear()
+
+
 @pytest.fixture
 def account() -> LocalAccount:
     """A fresh throwaway wallet."""

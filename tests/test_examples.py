@@ -58,6 +58,14 @@ EXPECTED: dict[tuple[str, ...], list[str]] = {
         "(no new payment)",
         "all answers paid and TEE-verified",
     ],
+    ("demo.py", "--registry"): [
+        "[setup] local chain: JSON-RPC http://127.0.0.1:",
+        "registered at https://127.0.0.1:",
+        "registry TEE, attestation verified",
+        "registry reads       1 eth_call",
+        "attestations         1 fetched, 7 answers attested",
+        "all answers paid and TEE-verified",
+    ],
 }
 
 
@@ -93,7 +101,8 @@ def test_example_runs_and_shows_paid_verified_answers(
     assert run.returncode == 0, run.stdout
     for text in EXPECTED[argv]:
         assert text in run.stdout, f"{text!r} missing from:\n{run.stdout}"
-    assert "local TEE gateway at http://127.0.0.1:" in run.stdout
+    if "--registry" not in argv:  # with --registry there is no URL at all
+        assert "local TEE gateway at http://127.0.0.1:" in run.stdout
     assert "throwaway wallet 0x" in run.stdout
 
 

@@ -4,6 +4,7 @@ deterministic built-in model. ``with LocalGateway() as gw:`` serves it at ``gw.u
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from typing import Any
@@ -13,19 +14,41 @@ from .enclave import LocalEnclave
 from .ledger import Ledger, Settlement
 from .server import GatewayServer
 from .signer import generate_key_pem
+from .tlscert import self_signed_certificate, server_context
 
 __all__ = ["Gateway", "Ledger", "LocalEnclave", "LocalGateway", "Settlement", "generate_key_pem"]
 
 
 class LocalGateway(Gateway):
     """A :class:`Gateway` (its knobs are keyword arguments) served on ``host``:``port`` by a
-    background thread; a context manager. ``port=0`` picks a free port."""
+    background thread; a context manager. ``port=0`` picks a free port. ``tls=True`` serves
+    HTTPS with a self-signed certificate made like a Nitro enclave's
+    (``tls_certificate_der``), which clients pin."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, tls: bool = False, **options: Any
+    ) -> None:
         super().__init__(**options)
         self._address = (host, port)
         self._server: GatewayServer | None = None
         self._thread: threading.Thread | None = None
+        self.tls_certificate_der: bytes | None = None
+        self._tls: ssl.SSLContext | None = None
+        if tls:
+            self.tls_certificate_der, key_pem = self_signed_certificate()
+            self._tls = server_context(self.tls_certificate_der, key_pem)
+            self.enclave.tls_certificate_der = self.tls_certificate_der  # attested with the key
+
+    @property
+    def tls_certificate_pem(self) -> str | None:
+        """The served certificate as PEM (None without TLS)."""
+        der = self.tls_certificate_der
+        return ssl.DER_cert_to_PEM_cert(der) if der is not None else None
+
+    @property
+    def tls_handshakes(self) -> int:
+        """TLS handshakes completed so far (0 without TLS)."""
+        return self._server.handshakes if self._server is not None else 0
 
     @property
     def url(self) -> str:
@@ -42,8 +65,9 @@ class LocalGateway(Gateway):
     def start(self) -> LocalGateway:
         """Bind and serve in a daemon thread."""
         if self._server is None:
-            self._server = GatewayServer(self._address, self)
-            self.base_url = f"http://{self._address[0]}:{self._server.server_port}"
+            self._server = GatewayServer(self._address, self, self._tls)
+            scheme = "https" if self._tls is not None else "http"
+            self.base_url = f"{scheme}://{self._address[0]}:{self._server.server_port}"
             serve = self._server.serve_forever
             self._thread = threading.Thread(target=serve, args=(0.05,), daemon=True)
             self._thread.start()

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--key-file", help="PEM file of the TEE's RSA private key (default: a fresh key)")
     add("--latency", type=float, help="seconds before each inference answer")
     add("--chunk-delay", type=float, help="seconds between streamed events")
+    add("--tls", action="store_true", default=None, help="serve HTTPS (self-signed, to pin)")
     options = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     try:
         if "key_file" in options:

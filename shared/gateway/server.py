@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,10 +25,21 @@ class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the listen backlog: a burst of connections waits, is not reset
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway, tls: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(address, _Handler)
         self.gateway = gateway
+        self.tls = tls  # serve HTTPS with this context (the handshake runs in the handler thread)
+        self.handshakes = 0  # TLS handshakes completed
         self.arriving: dict[socket.socket, float] = {}  # connection: when its request is due
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; with TLS, wrap the socket without handshaking in the accepting thread."""
+        sock, address = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def service_actions(self) -> None:
         """Between polls: cut off a client whose request is overdue (one dripping bytes too)."""
@@ -38,7 +50,7 @@ class GatewayServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away is not an error worth a traceback."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        if not isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
             super().handle_error(request, client_address)
 
 
@@ -54,6 +66,9 @@ class _Handler(BaseHTTPRequestHandler):
         """A client silent for ``socket_timeout`` (mid-request or idle) is disconnected."""
         super().setup()
         self.connection.settimeout(self.server.gateway.socket_timeout)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+            self.server.handshakes += 1
 
     def handle(self) -> None:
         """Serve the connection's requests; after a streamed answer, behave as the real gateway

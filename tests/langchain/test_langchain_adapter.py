@@ -403,7 +403,11 @@ def test_secrets_stay_out_of_repr_and_serialisation(chat: ChatOpenGradient, wall
 BAD_SETTINGS = [
     pytest.param({"model": "gpt-4.1-2025-04-14"}, "no provider prefix", id="unknown-model"),
     pytest.param({"private_key": None}, "OPENGRADIENT_PRIVATE_KEY", id="missing-key"),
-    pytest.param({"base_url": None}, "OPENGRADIENT_LLM_URL", id="missing-url"),
+    pytest.param(
+        {"base_url": None, "streaming_url": "http://127.0.0.1:1"},
+        "OPENGRADIENT_LLM_URL",
+        id="streaming-url-without-url",
+    ),
     pytest.param({"private_key": "0x" + "ab" * 31}, "malformed", id="short-key"),
     pytest.param({"temperature": 3}, "temperature", id="temperature"),
     pytest.param({"max_tokens": 0}, "max_tokens", id="max-tokens"),

@@ -217,6 +217,7 @@ def test_chat_response_carries_text_calls_proof_receipt_usage_and_raw() -> None:
         "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
         "finish_reason": "tool_calls",
         "model": MODEL,  # the gateway's bare name gets its provider back
+        "tee_origin": None,  # set by the transport: where the answer came from
     }
     assert response.raw["id"] == "chatcmpl-1" and response.raw["usage"]["prompt_tokens"] == 3
     json.dumps(response.raw)  # plain data, as LlamaIndex's handlers expect of ``raw``

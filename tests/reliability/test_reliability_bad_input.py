@@ -256,15 +256,16 @@ def _adapter_call(adapter: str, model: Any) -> Any:
 
 
 @pytest.mark.parametrize("adapter_name", ["langchain", "llamaindex"])
-def test_adapter_without_url_fails_at_construction(
+def test_adapter_without_url_uses_the_registry_and_names_a_dead_rpc(
     account: Any, monkeypatch: pytest.MonkeyPatch, untouched: None, adapter_name: str
 ) -> None:
     for name in ("OPENGRADIENT_LLM_URL", "OPENGRADIENT_LLM_STREAMING_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENGRADIENT_RPC_URL", "http://127.0.0.1:9")  # nothing listens
     build = _lc if adapter_name == "langchain" else _li
-    with pytest.raises(ValueError) as caught:
-        build(model=MODEL, private_key=_key(account))()
-    assert "url" in str(caught.value).lower()
+    model = build(model=MODEL, private_key=_key(account), max_retries=0)()  # touches nothing
+    with pytest.raises(OpenGradientError, match=r"TEE registry RPC http://127\.0\.0\.1:9"):
+        _adapter_call(adapter_name, model)
 
 
 @pytest.mark.parametrize("adapter_name", ["langchain", "llamaindex"])
