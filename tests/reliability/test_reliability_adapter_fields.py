@@ -9,6 +9,7 @@ own account from the key), the fault proxy is the one mock (a misbehaving networ
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -146,6 +147,22 @@ def test_budget_refuses_the_second_paid_call_before_signing(
     assert signatures.calls == 1
     assert len(gateway.ledger.entries) - settled == 1
     assert _key(account)[2:] not in str(caught.value) + repr(caught.value) + repr(model)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_a_copy_of_a_model_does_not_get_a_fresh_budget(
+    name: str, gateway: Any, account: LocalAccount, signatures: SignSpy
+) -> None:
+    """Frameworks copy models (``with_config``, ``deepcopy``); the copy shares the transport,
+    so the budget the original spent is spent for the copy too."""
+    model = _model(name, gateway.url, account, budget=1_000, timeout=5)
+    assert _call(name, model)
+    twin = copy.deepcopy(model)
+    same_settings = _model(name, gateway.url, account, budget=1_000, timeout=5)
+    for other in (twin, same_settings):
+        with pytest.raises(PaymentPolicyError, match="budget is 1000"):
+            _call(name, other)
+    assert signatures.calls == 1
 
 
 @pytest.mark.parametrize("name", ADAPTERS)
