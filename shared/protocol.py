@@ -43,6 +43,10 @@ ROLES = ("system", "user", "assistant", "tool")
 TOOL_CHOICES = ("auto", "none", "required")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 MAX_TEMPERATURE = 2.0
+MAX_REQUEST_DEPTH = 256
+"""Deepest nesting of dicts and lists a request may have. Deeper JSON (a tool schema or
+response format thousands of levels deep) would overflow the C stack when serialized, since
+eth-account raises the recursion limit to 100,000: it is refused as bad input instead."""
 
 
 @dataclass(frozen=True)
@@ -472,7 +476,29 @@ def prepare_chat(
         raise InvalidRequestError(f"stream must be True or False, got {stream!r}")
     if stream:
         body["stream"] = True
+    _check_depth(body)
     return PreparedRequest(CHAT_PATH, body, _settlement(x402_settlement_mode), stream=stream)
+
+
+def _check_depth(body: Mapping[str, Any]) -> None:
+    """Refuse a request nested deeper than :data:`MAX_REQUEST_DEPTH`, naming the field (an
+    iterative walk: no recursion, and a cycle ends at the limit too)."""
+    for key, top in body.items():
+        pending: list[tuple[Any, int]] = [(top, 1)]
+        while pending:
+            value, depth = pending.pop()
+            if isinstance(value, Mapping):
+                children: Iterable[Any] = value.values()
+            elif isinstance(value, list | tuple):
+                children = value
+            else:
+                continue
+            if depth > MAX_REQUEST_DEPTH:
+                raise InvalidRequestError(
+                    f"{key} nests dicts and lists more than {MAX_REQUEST_DEPTH} levels deep "
+                    "(or refers to itself); flatten it"
+                )
+            pending.extend((child, depth + 1) for child in children)
 
 
 def prepare_completion(
