@@ -297,6 +297,13 @@ def _tool_call(call: Any, where: str) -> dict[str, Any]:
             f"{where} tool call {call['id']!r}: function.arguments must be a JSON string, "
             f"got {type(arguments).__name__} (use json.dumps)"
         )
+    if wire.nesting_depth(arguments.encode("utf-8", "surrogatepass"), MAX_REQUEST_DEPTH) > (
+        MAX_REQUEST_DEPTH
+    ):
+        raise InvalidRequestError(
+            f"{where} tool call {call['id']!r}: function.arguments nests more than "
+            f"{MAX_REQUEST_DEPTH} levels deep"
+        )
     try:
         json.loads(arguments)
     except json.JSONDecodeError:
@@ -593,9 +600,24 @@ def tool_call_of(raw: Any, where: str) -> dict[str, Any]:
         "type": kind,
         "function": {
             "name": wire.as_str(function.get("name"), where + ".function.name"),
-            "arguments": wire.as_str(function.get("arguments"), where + ".function.arguments"),
+            "arguments": bounded_arguments(
+                wire.as_str(function.get("arguments"), where + ".function.arguments"),
+                where + ".function.arguments",
+            ),
         },
     }
+
+
+def bounded_arguments(text: str, where: str) -> str:
+    """``text``, a tool call's ``function.arguments``, unless its JSON nests deeper than
+    ``wire.MAX_DEPTH``: the adapters (and LangChain's chunk merge) parse it with ``json.loads``,
+    which JSON 100,000 deep would crash (the C stack, as for answers). Raises
+    :class:`MalformedAnswerError`."""
+    if wire.nesting_depth(text.encode("utf-8", "surrogatepass")) > wire.MAX_DEPTH:
+        raise wire.MalformedAnswerError(
+            f"the server's {where} is JSON nested deeper than {wire.MAX_DEPTH} levels"
+        )
+    return text
 
 
 def _index(choice: Mapping[str, Any], where: str) -> int:
