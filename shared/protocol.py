@@ -620,6 +620,32 @@ def bounded_arguments(text: str, where: str) -> str:
     return text
 
 
+MAX_TEXT_DEPTH = 256
+"""Most ``[``/``{`` an answer's text may hold open at any point (see :func:`open_brackets`)."""
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def open_brackets(text: str, where: str, level: int = 0) -> int:
+    """The ``[``/``{`` still open after ``text``, counting on from ``level`` (never below 0).
+
+    Raises :class:`MalformedAnswerError` once more than :data:`MAX_TEXT_DEPTH` are open. That
+    count bounds the JSON nesting any parser can find in any part of the text (string literals
+    only hide brackets); output parsers (LangChain's ``JsonOutputParser``, LlamaIndex's
+    structured outputs) read the text with ``json.loads``, which JSON 100,000 deep would crash
+    (the C stack, as for answers). Linear, and incremental for a stream's pieces.
+    """
+    for match in _BRACKETS.finditer(text):
+        if match.group() in "[{":
+            level += 1
+            if level > MAX_TEXT_DEPTH:
+                raise wire.MalformedAnswerError(
+                    f"the server's {where} opens more than {MAX_TEXT_DEPTH} nested brackets"
+                )
+        elif level:
+            level -= 1
+    return level
+
+
 def _index(choice: Mapping[str, Any], where: str) -> int:
     index = choice.get("index")
     return 0 if index is None else wire.as_int(index, where + ".index", high=2**31)
@@ -668,6 +694,8 @@ def parse_chat(body: bytes) -> Answer:
         tool_call_of(call, f"choices[0].message.tool_calls[{i}]")
         for i, call in enumerate(wire.as_list(raw_calls, "choices[0].message.tool_calls"))
     ] if raw_calls is not None else []  # fmt: skip
+    if not calls:
+        open_brackets(content, "choices[0].message.content")
     usage, model, answer_id = _answer_head(data)
     return Answer(
         data=data,
@@ -689,6 +717,7 @@ def parse_completion(body: bytes) -> Answer:
         choice = _first_choice(data)
         text = wire.opt_str(choice, "text", "choices[0]") or ""
         finish = wire.opt_str(choice, "finish_reason", "choices[0]")
+    open_brackets(text, "completion text")
     usage, model, answer_id = _answer_head(data)
     return Answer(
         data=data,
@@ -736,6 +765,7 @@ class StreamAccumulator:
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self._open = 0  # brackets the text holds open so far (see open_brackets)
         self._calls: dict[int, dict[str, Any]] = {}
 
     def add(self, event: Mapping[str, Any]) -> StreamEvent:
@@ -762,6 +792,7 @@ class StreamAccumulator:
             else []
         )
         if content:
+            self._open = open_brackets(content, "stream's text", self._open)
             self._text.append(content)
         return StreamEvent(dict(data), True, content, role, pieces, finish, usage, model)
 
