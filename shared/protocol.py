@@ -489,9 +489,10 @@ def prepare_chat(
 
 def _check_depth(body: Mapping[str, Any]) -> None:
     """Refuse a request nested deeper than :data:`MAX_REQUEST_DEPTH`, naming the field (an
-    iterative walk: no recursion, and a cycle ends at the limit too)."""
-    for key, top in body.items():
-        pending: list[tuple[Any, int]] = [(top, 1)]
+    iterative walk: no recursion, and a cycle ends at the limit too). Only the free-form
+    fields are walked: the others were rebuilt above in shapes of known depth."""
+    for key in ("tools", "response_format"):
+        pending: list[tuple[Any, int]] = [(body[key], 1)] if key in body else []
         while pending:
             value, depth = pending.pop()
             if isinstance(value, Mapping):
