@@ -56,6 +56,19 @@ _REFUSED = {
 _EMPTY: tuple[Any, ...] = (None, {}, "")
 
 
+def conceal_key_arguments(options: dict[str, Any]) -> None:
+    """Wrap a key given as text or bytes (``private_key``/``api_key``) in a ``SecretStr``, in
+    ``options`` itself, so that the constructors below (LangChain's, pydantic's) only ever hold
+    the wrapper: a traceback captured with locals (what error reporters record) of a refused
+    setting shows ``**********``, not the key."""
+    for name in ("private_key", "api_key"):
+        value = options.get(name)
+        if isinstance(value, bytes | bytearray):
+            options[name] = SecretStr("0x" + bytes(value).hex())
+        elif isinstance(value, str):
+            options[name] = SecretStr(value)
+
+
 class CutAnswerWarning(UserWarning):
     """An answer stopped at ``max_tokens`` (``finish_reason == "length"``)."""
 
@@ -155,6 +168,10 @@ class OpenGradientSettings(BaseModel):
     _llm: Any = PrivateAttr(default=None)
     _warned_cut: bool = PrivateAttr(default=False)
     _framework_fields: ClassVar[str] = "callbacks, tags, metadata, cache, verbose"
+
+    def __init__(self, **options: Any) -> None:
+        conceal_key_arguments(options)  # before any frame below holds the key as text
+        super().__init__(**options)
 
     @property
     def model_name(self) -> str:

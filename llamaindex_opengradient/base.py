@@ -78,6 +78,18 @@ def _secret_from_env() -> SecretStr | None:
     return SecretStr(value) if value else None
 
 
+def _conceal_key_arguments(options: dict[str, Any]) -> None:
+    """Wrap a key given as text or bytes (``private_key``/``api_key``) in a ``SecretStr``, in
+    ``options`` itself, so that the constructors below (LlamaIndex's, pydantic's) only ever hold
+    the wrapper: a traceback captured with locals of a refused setting shows ``**********``."""
+    for name in ("private_key", "api_key"):
+        value = options.get(name)
+        if isinstance(value, bytes | bytearray):
+            options[name] = SecretStr("0x" + bytes(value).hex())
+        elif isinstance(value, str):
+            options[name] = SecretStr(value)
+
+
 def _unknown(options: dict[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = set(options) - allowed
     if unknown:
@@ -263,6 +275,10 @@ class OpenGradient(FunctionCallingLLM):
 
     _llm: Any = PrivateAttr(default=None)
     _warned_cut: bool = PrivateAttr(default=False)
+
+    def __init__(self, **options: Any) -> None:
+        _conceal_key_arguments(options)  # before any frame below holds the key as text
+        super().__init__(**options)
 
     # -- validation ----------------------------------------------------------------------------
 

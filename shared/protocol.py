@@ -43,6 +43,10 @@ ROLES = ("system", "user", "assistant", "tool")
 TOOL_CHOICES = ("auto", "none", "required")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 MAX_TEMPERATURE = 2.0
+MAX_REQUEST_DEPTH = 256
+"""Deepest nesting of dicts and lists a request may have. Deeper JSON (a tool schema or
+response format thousands of levels deep) would overflow the C stack when serialized, since
+eth-account raises the recursion limit to 100,000: it is refused as bad input instead."""
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,13 @@ def _tool_call(call: Any, where: str) -> dict[str, Any]:
             f"{where} tool call {call['id']!r}: function.arguments must be a JSON string, "
             f"got {type(arguments).__name__} (use json.dumps)"
         )
+    if wire.nesting_depth(arguments.encode("utf-8", "surrogatepass"), MAX_REQUEST_DEPTH) > (
+        MAX_REQUEST_DEPTH
+    ):
+        raise InvalidRequestError(
+            f"{where} tool call {call['id']!r}: function.arguments nests more than "
+            f"{MAX_REQUEST_DEPTH} levels deep"
+        )
     try:
         json.loads(arguments)
     except json.JSONDecodeError:
@@ -472,7 +483,30 @@ def prepare_chat(
         raise InvalidRequestError(f"stream must be True or False, got {stream!r}")
     if stream:
         body["stream"] = True
+    _check_depth(body)
     return PreparedRequest(CHAT_PATH, body, _settlement(x402_settlement_mode), stream=stream)
+
+
+def _check_depth(body: Mapping[str, Any]) -> None:
+    """Refuse a request nested deeper than :data:`MAX_REQUEST_DEPTH`, naming the field (an
+    iterative walk: no recursion, and a cycle ends at the limit too). Only the free-form
+    fields are walked: the others were rebuilt above in shapes of known depth."""
+    for key in ("tools", "response_format"):
+        pending: list[tuple[Any, int]] = [(body[key], 1)] if key in body else []
+        while pending:
+            value, depth = pending.pop()
+            if isinstance(value, Mapping):
+                children: Iterable[Any] = value.values()
+            elif isinstance(value, list | tuple):
+                children = value
+            else:
+                continue
+            if depth > MAX_REQUEST_DEPTH:
+                raise InvalidRequestError(
+                    f"{key} nests dicts and lists more than {MAX_REQUEST_DEPTH} levels deep "
+                    "(or refers to itself); flatten it"
+                )
+            pending.extend((child, depth + 1) for child in children)
 
 
 def prepare_completion(
@@ -567,9 +601,50 @@ def tool_call_of(raw: Any, where: str) -> dict[str, Any]:
         "type": kind,
         "function": {
             "name": wire.as_str(function.get("name"), where + ".function.name"),
-            "arguments": wire.as_str(function.get("arguments"), where + ".function.arguments"),
+            "arguments": bounded_arguments(
+                wire.as_str(function.get("arguments"), where + ".function.arguments"),
+                where + ".function.arguments",
+            ),
         },
     }
+
+
+def bounded_arguments(text: str, where: str) -> str:
+    """``text``, a tool call's ``function.arguments``, unless its JSON nests deeper than
+    ``wire.MAX_DEPTH``: the adapters (and LangChain's chunk merge) parse it with ``json.loads``,
+    which JSON 100,000 deep would crash (the C stack, as for answers). Raises
+    :class:`MalformedAnswerError`."""
+    if wire.nesting_depth(text.encode("utf-8", "surrogatepass")) > wire.MAX_DEPTH:
+        raise wire.MalformedAnswerError(
+            f"the server's {where} is JSON nested deeper than {wire.MAX_DEPTH} levels"
+        )
+    return text
+
+
+MAX_TEXT_DEPTH = 256
+"""Most ``[``/``{`` an answer's text may hold open at any point (see :func:`open_brackets`)."""
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def open_brackets(text: str, where: str, level: int = 0) -> int:
+    """The ``[``/``{`` still open after ``text``, counting on from ``level`` (never below 0).
+
+    Raises :class:`MalformedAnswerError` once more than :data:`MAX_TEXT_DEPTH` are open. That
+    count bounds the JSON nesting any parser can find in any part of the text (string literals
+    only hide brackets); output parsers (LangChain's ``JsonOutputParser``, LlamaIndex's
+    structured outputs) read the text with ``json.loads``, which JSON 100,000 deep would crash
+    (the C stack, as for answers). Linear, and incremental for a stream's pieces.
+    """
+    for match in _BRACKETS.finditer(text):
+        if match.group() in "[{":
+            level += 1
+            if level > MAX_TEXT_DEPTH:
+                raise wire.MalformedAnswerError(
+                    f"the server's {where} opens more than {MAX_TEXT_DEPTH} nested brackets"
+                )
+        elif level:
+            level -= 1
+    return level
 
 
 def _index(choice: Mapping[str, Any], where: str) -> int:
@@ -620,6 +695,8 @@ def parse_chat(body: bytes) -> Answer:
         tool_call_of(call, f"choices[0].message.tool_calls[{i}]")
         for i, call in enumerate(wire.as_list(raw_calls, "choices[0].message.tool_calls"))
     ] if raw_calls is not None else []  # fmt: skip
+    if not calls:
+        open_brackets(content, "choices[0].message.content")
     usage, model, answer_id = _answer_head(data)
     return Answer(
         data=data,
@@ -641,6 +718,7 @@ def parse_completion(body: bytes) -> Answer:
         choice = _first_choice(data)
         text = wire.opt_str(choice, "text", "choices[0]") or ""
         finish = wire.opt_str(choice, "finish_reason", "choices[0]")
+    open_brackets(text, "completion text")
     usage, model, answer_id = _answer_head(data)
     return Answer(
         data=data,
@@ -688,6 +766,7 @@ class StreamAccumulator:
 
     def __init__(self) -> None:
         self._text: list[str] = []
+        self._open = 0  # brackets the text holds open so far (see open_brackets)
         self._calls: dict[int, dict[str, Any]] = {}
 
     def add(self, event: Mapping[str, Any]) -> StreamEvent:
@@ -714,6 +793,7 @@ class StreamAccumulator:
             else []
         )
         if content:
+            self._open = open_brackets(content, "stream's text", self._open)
             self._text.append(content)
         return StreamEvent(dict(data), True, content, role, pieces, finish, usage, model)
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from .errors import OpenGradientError, ServerError, StreamInterruptedError, excerpt
-from .protocol import StreamAccumulator, stream_chunk
+from .protocol import StreamAccumulator, bounded_arguments, stream_chunk
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 from .types import PaymentReceipt, StreamChunk, TeeOrigin, TeeProof
 
@@ -114,6 +114,8 @@ class StreamAssembler:
 
     def _finish(self) -> list[StreamChunk]:
         chunk, fields = self._final if self._final is not None else (None, {})
+        for index, call in enumerate(self._received.tool_calls or []):  # whole, before release
+            bounded_arguments(call["function"]["arguments"], f"tool call {index}'s arguments")
         covered = self._received.output_hash
         proof = self._check(fields, UNCOVERED if self._tools and self._text_sent else covered)
         released = [c for c in map(self._without_text, self._held) if c is not None]

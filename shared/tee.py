@@ -144,7 +144,7 @@ def proof_from_fields(fields: Mapping[str, Any]) -> TeeProof | None:
         if not isinstance(value, str) or not value or len(value) > 4096:
             raise VerificationError(
                 f"the answer's TEE proof is incomplete or malformed: {key} is "
-                f"{excerpt(value, 60)}, not a string"
+                f"{excerpt(value, 60)}, not a string of 1 to 4096 characters"
             )
         texts[key] = value
     stamp = fields.get("tee_timestamp")

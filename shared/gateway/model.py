@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import wire
+from ..errors import MalformedAnswerError
 from .fill import Json, fill_object
 
 _STOPWORDS = frozenset(
@@ -211,9 +213,9 @@ def _react_tools(messages: list[dict[str, Any]]) -> list[Json] | None:
         return None
     tools = []
     for name, description, arguments in _REACT_TOOL.findall(system):
-        try:
-            parameters = json.loads(arguments)
-        except ValueError:
+        try:  # bounded nesting: a prompt's JSON 100,000 deep would overflow the C stack
+            parameters = wire.loads(arguments, "Tool Args")
+        except MalformedAnswerError:
             parameters = {}
         function = {"name": name, "description": description.strip()}
         parameters = parameters if isinstance(parameters, dict) else {}

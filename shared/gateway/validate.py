@@ -3,10 +3,12 @@ header. Each problem is named in the error the gateway sends (401, 415 or 400)."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from .. import wire
+from ..errors import MalformedAnswerError
+from ..protocol import MAX_REQUEST_DEPTH
 from ..types import KNOWN_MODELS, SETTLEMENT_WIRE_VALUES, x402SettlementMode
 
 MODELS = KNOWN_MODELS
@@ -117,9 +119,9 @@ def check(headers: Mapping[str, str], raw: bytes, *, completion: bool) -> tuple[
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BadRequest(f"Content-Type must be application/json, got {content_type!r}", 415)
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # nesting bounded before parsing: JSON 100,000 deep would overflow the C stack
+        body = wire.loads(raw, "the request body", max_depth=MAX_REQUEST_DEPTH + 1)
+    except MalformedAnswerError as exc:
         raise BadRequest(f"malformed JSON body: {exc}") from exc
     _require(isinstance(body, dict), "the request body must be a JSON object")
     model = _model_name(body.get("model"))

@@ -37,5 +37,5 @@ def decode_header(value: str) -> dict[str, Any]:
     except ServerError as exc:
         raise HeaderDecodeError(f"not valid JSON inside the base64 ({exc})") from None
     if not isinstance(data, dict):
-        raise HeaderDecodeError("the JSON is not an object")
+        raise HeaderDecodeError("not base64 of a JSON object")
     return data
