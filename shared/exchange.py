@@ -54,7 +54,7 @@ from .x402 import (
     scheme_for,
 )
 from .x402.payment import read_settlement
-from .x402.policy import PaymentPolicy, PinnedTerms
+from .x402.policy import PaymentPolicy, PinnedTerms, refused
 
 SESSION_MARGIN_FRACTION = 0.2
 """A session is not reused once less than this share of its permit's validity is left..."""
@@ -400,7 +400,7 @@ class Exchange:
             raise PaymentError(f"cannot pay with scheme {requirement.scheme!r}")
         reason = self.policy.refusal(requirement, None, spent)
         if reason is not None:
-            raise PaymentPolicyError("payment refused, nothing was signed: " + reason)
+            raise PaymentPolicyError(refused(spent) + reason)
         asset, amount = requirement.asset, requirement.amount
         self.policy.budget.reserve(asset, amount)  # raises, naming budget, spent and price
         problem = None

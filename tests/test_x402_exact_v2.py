@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -181,6 +182,36 @@ def test_unknown_transfer_method_is_refused_before_signing(account: LocalAccount
     next(flow)
     with pytest.raises(PaymentError, match="assetTransferMethod"):
         flow.send(HttpResponse(402, {"PAYMENT-REQUIRED": header}, b"{}"))
+
+
+@pytest.mark.parametrize("method", ["eip3009", "permit2"])
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"payTo": "0x1234"}, "payTo"),
+        ({"asset": "0x" + "zz" * 20}, "asset"),
+        ({"network": f"eip155:{2**256}"}, "chain id"),
+        ({"maxTimeoutSeconds": 2**256}, "maxTimeoutSeconds"),
+    ],
+)
+def test_every_value_is_checked_before_the_key_is_used(
+    method: str, changes: dict[str, Any], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad server value is a ValueError naming it, raised before any signing code runs (so
+    no frame that holds the key can appear in a traceback)."""
+    signed: list[str] = []
+    for name in ("sign_typed_data", "unsafe_sign_hash"):
+        monkeypatch.setattr(LocalAccount, name, lambda *a, _n=name, **k: signed.append(_n))
+    requirement = replace(requirement_of(_entry(method), 2), **_fields(changes))
+    challenge = PaymentChallenge(2, None, (requirement,), {"url": "x"})
+    with pytest.raises(ValueError, match=named):
+        exact_v2.sign_payment(Account.from_key(KEY), requirement, challenge, now=NOW)
+    assert signed == []
+
+
+def _fields(changes: dict[str, Any]) -> dict[str, Any]:
+    names = {"payTo": "pay_to", "maxTimeoutSeconds": "max_timeout_seconds"}
+    return {names.get(key, key): value for key, value in changes.items()}
 
 
 # ---- against the local gateway ---------------------------------------------------------------

@@ -29,6 +29,7 @@ from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
 from .networks import PERMIT2_ADDRESS, chain_id_of
 from .payment import SignedPayment, v2_envelope
+from .typed import address, positive_seconds, uint256
 
 X402_VERSION = 2
 SCHEME = "exact"
@@ -158,8 +159,23 @@ def sign_payment(
     nonce: int | None = None,
 ) -> SignedPayment:
     """Sign a payment of exactly ``requirement.amount`` to ``payTo`` with the requirement's
-    transfer method; ``nonce`` pins the nonce (tests), else a random one is drawn."""
+    transfer method; ``nonce`` pins the nonce (tests), else a random one is drawn.
+
+    Every value of the message is checked first: a bad server value is a ``ValueError``
+    raised before the key is used."""
     sign = _sign_permit2 if transfer_method(requirement) == PERMIT2 else _sign_eip3009
+    address(requirement.pay_to, "payTo")
+    address(requirement.asset, "asset")
+    uint256(requirement.amount, "the amount")
+    positive_seconds(requirement.max_timeout_seconds, "maxTimeoutSeconds")
+    uint256(now - CLOCK_SKEW_SECONDS, "validAfter")
+    uint256(now + requirement.max_timeout_seconds, "the deadline")
+    if sign is _sign_eip3009:
+        uint256(exact.domain_of(requirement)["chainId"], "the chain id")
+    else:
+        uint256(_chain_id(requirement), "the chain id")
+    if nonce is not None:
+        uint256(nonce, "the nonce")
     try:
         inner, nonce_text, expires_at = sign(account, requirement, now, nonce)
     except (KeyError, TypeError, OverflowError) as exc:

@@ -242,6 +242,11 @@ class PaymentPolicy:
             return min(acceptable, key=lambda r: r.amount)
         if not reasons:
             reasons.append("the server's challenge offers no way to pay")
-        raise PaymentPolicyError(
-            "payment refused, nothing was signed: " + "; ".join(dict.fromkeys(reasons))
-        )
+        raise PaymentPolicyError(refused(spent) + "; ".join(dict.fromkeys(reasons)))
+
+
+def refused(spent: Mapping[str, int] | None) -> str:
+    """The opening of a refusal: nothing was signed, or nothing more for a call that already
+    signed a payment."""
+    more = " more" if spent and any(spent.values()) else ""
+    return f"payment refused, nothing{more} was signed: "

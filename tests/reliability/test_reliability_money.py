@@ -125,6 +125,7 @@ def test_refused_prepayment_and_a_402_at_the_cap_stay_within_the_cap(
         with within(bound()), pytest.raises(PaymentPolicyError) as caught:
             llm.chat(MODEL, MESSAGES)
         assert "already signed 1000" in str(caught.value) and str(cap) in str(caught.value)
+        assert "nothing more was signed" in str(caught.value)
         assert spy.calls - signed == 1  # only the pre-payment, which the gateway refused
         assert len(gateway.ledger.entries) == settled
     else:
