@@ -20,7 +20,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from opengradient_shared.errors import InvalidRequestError
-from opengradient_shared.protocol import join_text, provider_model
+from opengradient_shared.openai_schema import join_text, provider_model
 from opengradient_shared.types import StreamChunk, TextGenerationOutput, Usage
 
 # Blocks of an AI message that restate its ``tool_calls`` (Anthropic ``tool_use``, LangChain v1

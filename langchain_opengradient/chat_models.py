@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable
 from opengradient_shared.errors import InvalidRequestError
-from opengradient_shared.protocol import EXTRA_CHAT_FIELDS, extra_chat_fields
+from opengradient_shared.openai_schema import EXTRA_CHAT_FIELDS, extra_chat_fields
 from opengradient_shared.types import TextGenerationOutput
 from pydantic import BaseModel, Field, model_validator
 

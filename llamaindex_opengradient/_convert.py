@@ -19,7 +19,8 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from opengradient_shared.errors import InvalidRequestError
-from opengradient_shared.protocol import StreamAccumulator, join_text, provider_model
+from opengradient_shared.openai_schema import join_text, provider_model
+from opengradient_shared.protocol import StreamAccumulator
 from opengradient_shared.types import StreamChunk, TextGenerationOutput
 
 _ROLES = {

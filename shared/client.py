@@ -415,7 +415,7 @@ class LLM:
         ``stream=True`` a :class:`TextGenerationStream` of :class:`StreamChunk` whose final
         chunk carries usage, proof and receipt. Raises an ``OpenGradientError`` subclass.
         ``max_tokens=None`` sends no cap (the server's default applies); ``extra_body`` adds
-        fields of the gateway's OpenAI schema (``protocol.EXTRA_CHAT_FIELDS``: top_p, n,
+        fields of the gateway's OpenAI schema (``openai_schema.EXTRA_CHAT_FIELDS``: top_p, n,
         seed, presence_penalty, frequency_penalty, logit_bias, user).
         """
         prepared = protocol.prepare_chat(

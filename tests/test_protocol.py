@@ -13,6 +13,7 @@ from opengradient_shared.errors import (
     InvalidRequestError,
     ServerError,
 )
+from opengradient_shared.openai_schema import provider_model
 from opengradient_shared.protocol import (
     AUTHORIZATION,
     CHAT_PATH,
@@ -23,7 +24,6 @@ from opengradient_shared.protocol import (
     parse_completion,
     prepare_chat,
     prepare_completion,
-    provider_model,
 )
 from opengradient_shared.sse import SSEDecoder
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from opengradient_shared import InvalidRequestError
+from opengradient_shared.openai_schema import EXTRA_CHAT_FIELDS
 from opengradient_shared.protocol import (
-    EXTRA_CHAT_FIELDS,
     failure_reason,
     prepare_chat,
     prepare_completion,
