@@ -24,10 +24,9 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 
-from . import exact
+from . import exact, permit2
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
-from .networks import PERMIT2_ADDRESS, chain_id_of
 from .payment import SignedPayment, v2_envelope
 from .typed import address, positive_seconds, uint256
 
@@ -47,28 +46,10 @@ EXACT_PERMIT2_PROXY_ADDRESS = "0x402085c248EeA27D92E8b30b2C58ed07f9E20001"
 PERMIT2 = "permit2"
 EIP3009 = "eip3009"
 
-_PERMIT2_TYPES = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    "PermitWitnessTransferFrom": [
-        {"name": "permitted", "type": "TokenPermissions"},
-        {"name": "spender", "type": "address"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-        {"name": "witness", "type": "Witness"},
-    ],
-    "TokenPermissions": [
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint256"},
-    ],
-    "Witness": [
-        {"name": "to", "type": "address"},
-        {"name": "validAfter", "type": "uint256"},
-    ],
-}
+_WITNESS = [
+    {"name": "to", "type": "address"},
+    {"name": "validAfter", "type": "uint256"},
+]
 
 
 def transfer_method(requirement: PaymentRequirement) -> str:
@@ -80,28 +61,9 @@ def transfer_method(requirement: PaymentRequirement) -> str:
     return str(method)
 
 
-def _chain_id(requirement: PaymentRequirement) -> int:
-    chain_id = chain_id_of(requirement.network)
-    if chain_id is None:
-        raise ValueError(f"unknown network {requirement.network!r}")
-    return chain_id
-
-
 def permit2_typed_data(authorization: dict[str, Any], chain_id: int) -> dict[str, Any]:
     """The full EIP-712 message of an exact ``permit2Authorization`` (numbers may be strings)."""
-    permitted, witness = authorization["permitted"], authorization["witness"]
-    return {
-        "types": _PERMIT2_TYPES,
-        "primaryType": "PermitWitnessTransferFrom",
-        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": PERMIT2_ADDRESS},
-        "message": {
-            "permitted": {"token": permitted["token"], "amount": int(permitted["amount"])},
-            "spender": authorization["spender"],
-            "nonce": int(authorization["nonce"]),
-            "deadline": int(authorization["deadline"]),
-            "witness": {"to": witness["to"], "validAfter": int(witness["validAfter"])},
-        },
-    }
+    return permit2.typed_data(authorization, chain_id, _WITNESS)
 
 
 def _sign_eip3009(
@@ -143,7 +105,7 @@ def _sign_permit2(
             "validAfter": str(now - CLOCK_SKEW_SECONDS),
         },
     }
-    typed = permit2_typed_data(authorization, _chain_id(requirement))
+    typed = permit2_typed_data(authorization, permit2.chain_id(requirement))
     signed = account.sign_typed_data(full_message=typed)
     signature = "0x" + signed.signature.hex().removeprefix("0x")
     inner = {"permit2Authorization": authorization, "signature": signature}
@@ -173,7 +135,7 @@ def sign_payment(
     if sign is _sign_eip3009:
         uint256(exact.domain_of(requirement)["chainId"], "the chain id")
     else:
-        uint256(_chain_id(requirement), "the chain id")
+        uint256(permit2.chain_id(requirement), "the chain id")
     if nonce is not None:
         uint256(nonce, "the nonce")
     try:
@@ -199,7 +161,7 @@ def recover_payer(payload: dict[str, Any], requirement: PaymentRequirement) -> s
     eth-account's general EIP-712 encoder."""
     inner = payload["payload"]
     if "permit2Authorization" in inner:
-        typed = permit2_typed_data(inner["permit2Authorization"], _chain_id(requirement))
+        typed = permit2_typed_data(inner["permit2Authorization"], permit2.chain_id(requirement))
     else:
         typed = exact.typed_data(requirement, inner["authorization"])
     message = encode_typed_data(full_message=typed)

@@ -10,9 +10,10 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
+from . import permit2
 from .challenge import PaymentChallenge, PaymentRequirement
 from .encoding import encode_header
-from .networks import PERMIT2_ADDRESS, UPTO_PROXY_ADDRESS, chain_id_of
+from .networks import UPTO_PROXY_ADDRESS
 from .payment import SignedPayment, v2_envelope
 from .typed import address, positive_seconds, uint256
 
@@ -27,58 +28,16 @@ CLOCK_SKEW_SECONDS = 600
 """``validAfter`` is set this far in the past (as OpenGradient's own client does), so a
 payer whose clock runs ahead of the chain's is not refused."""
 
-_TYPES = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    "PermitWitnessTransferFrom": [
-        {"name": "permitted", "type": "TokenPermissions"},
-        {"name": "spender", "type": "address"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-        {"name": "witness", "type": "Witness"},
-    ],
-    "TokenPermissions": [
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint256"},
-    ],
-    "Witness": [
-        {"name": "to", "type": "address"},
-        {"name": "facilitator", "type": "address"},
-        {"name": "validAfter", "type": "uint256"},
-    ],
-}
+_WITNESS = [
+    {"name": "to", "type": "address"},
+    {"name": "facilitator", "type": "address"},
+    {"name": "validAfter", "type": "uint256"},
+]
 
 
 def typed_data(authorization: dict[str, Any], chain_id: int) -> dict[str, Any]:
     """The full EIP-712 message of a ``permit2Authorization`` (numbers may be decimal strings)."""
-    permitted = authorization["permitted"]
-    witness = authorization["witness"]
-    return {
-        "types": _TYPES,
-        "primaryType": "PermitWitnessTransferFrom",
-        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": PERMIT2_ADDRESS},
-        "message": {
-            "permitted": {"token": permitted["token"], "amount": int(permitted["amount"])},
-            "spender": authorization["spender"],
-            "nonce": int(authorization["nonce"]),
-            "deadline": int(authorization["deadline"]),
-            "witness": {
-                "to": witness["to"],
-                "facilitator": witness["facilitator"],
-                "validAfter": int(witness["validAfter"]),
-            },
-        },
-    }
-
-
-def _chain_id(requirement: PaymentRequirement) -> int:
-    chain_id = chain_id_of(requirement.network)
-    if chain_id is None:
-        raise ValueError(f"unknown network {requirement.network!r}")
-    return chain_id
+    return permit2.typed_data(authorization, chain_id, _WITNESS)
 
 
 def sign_payment(
@@ -103,7 +62,7 @@ def sign_payment(
     uint256(requirement.amount, "the amount")
     positive_seconds(requirement.max_timeout_seconds, "maxTimeoutSeconds")
     uint256(now - CLOCK_SKEW_SECONDS, "validAfter")
-    uint256(_chain_id(requirement), "the chain id")
+    chain_id = uint256(permit2.chain_id(requirement), "the chain id")
     permit_nonce = uint256(nonce if nonce is not None else secrets.randbits(256), "the nonce")
     deadline = uint256(now + requirement.max_timeout_seconds, "the deadline")
     authorization = {
@@ -118,7 +77,7 @@ def sign_payment(
             "validAfter": str(now - CLOCK_SKEW_SECONDS),
         },
     }
-    signed = account.sign_typed_data(full_message=typed_data(authorization, _chain_id(requirement)))
+    signed = account.sign_typed_data(full_message=typed_data(authorization, chain_id))
     inner = {
         "permit2Authorization": authorization,
         "signature": "0x" + signed.signature.hex().removeprefix("0x"),
@@ -140,6 +99,6 @@ def recover_payer(payload: dict[str, Any], requirement: PaymentRequirement) -> s
     """The address that signed a decoded ``PAYMENT-SIGNATURE`` payload (checksummed)."""
     inner = payload["payload"]
     message = encode_typed_data(
-        full_message=typed_data(inner["permit2Authorization"], _chain_id(requirement))
+        full_message=typed_data(inner["permit2Authorization"], permit2.chain_id(requirement))
     )
     return str(Account.recover_message(message, signature=inner["signature"]))
