@@ -15,7 +15,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import urlsplit
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, excerpt
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -58,7 +58,8 @@ def server_url(value: Any, name: str, env: str | None = None) -> str:
         )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidRequestError(
-            f"{name} {_excerpt(text)} is not an http(s) URL; write it like 'http://127.0.0.1:8000'"
+            f"{name} '{excerpt(text, 80)}' is not an http(s) URL; "
+            "write it like 'http://127.0.0.1:8000'"
         )
     if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
         raise InvalidRequestError(f"{name} contains whitespace or control characters")
@@ -76,11 +77,6 @@ def not_a_flag(value: Any, name: str) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, not {value!r}")
     return value
-
-
-def _excerpt(text: str, limit: int = 80) -> str:
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 def account_from_key(secret: str | None) -> LocalAccount:

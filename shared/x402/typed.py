@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import excerpt
+
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 UINT256_MAX = (1 << 256) - 1
 
@@ -17,24 +19,19 @@ UINT256_MAX = (1 << 256) - 1
 def address(value: Any, what: str) -> str:
     """``value`` if it is a 0x-prefixed 20-byte hex address, else a ``ValueError``."""
     if not isinstance(value, str) or not _ADDRESS.match(value):
-        raise ValueError(f"{what} is not a 0x-prefixed 20-byte address: {_short(value)}")
+        raise ValueError(f"{what} is not a 0x-prefixed 20-byte address: {excerpt(value, 80)}")
     return value
 
 
 def uint256(value: Any, what: str) -> int:
     """``value`` if it is an integer in the uint256 range, else a ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= UINT256_MAX:
-        raise ValueError(f"{what} is not an unsigned 256-bit integer: {_short(value)}")
+        raise ValueError(f"{what} is not an unsigned 256-bit integer: {excerpt(value, 80)}")
     return value
 
 
 def positive_seconds(value: Any, what: str, limit: int = 10**9) -> int:
     """A positive whole number of seconds up to ``limit`` (~30 years), else a ``ValueError``."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-        raise ValueError(f"{what} is not a positive number of seconds: {_short(value)}")
+        raise ValueError(f"{what} is not a positive number of seconds: {excerpt(value, 80)}")
     return value
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:80] + "…"

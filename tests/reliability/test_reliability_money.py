@@ -345,3 +345,13 @@ def _good_fields() -> dict[str, Any]:
         "max_timeout_seconds": 60,
         "extra": {"name": "T", "version": "1", "facilitatorAddress": GOOD},
     }
+
+
+@pytest.mark.parametrize("what", ["the amount", "the nonce"])
+def test_a_huge_integer_is_refused_naming_the_field(what: str) -> None:
+    # repr() of an integer of more than 4300 digits raises its own ValueError, which would
+    # have replaced the message naming the field
+    from opengradient_shared.x402.typed import uint256
+
+    with pytest.raises(ValueError, match=f"^{what} is not an unsigned 256-bit integer: <an"):
+        uint256(10**5000, what)
