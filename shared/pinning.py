@@ -80,12 +80,6 @@ class Pins:
             found = self._pins.get(origin_of(url))
         return found[1] if found else None
 
-    def certificate_for(self, url: str) -> bytes | None:
-        """The DER certificate ``url``'s origin is pinned to, if any."""
-        with self._lock:
-            found = self._pins.get(origin_of(url))
-        return found[0] if found else None
-
 
 class PinnedAdapter(DeadlineAdapter):
     """The blocking driver's adapter: a pinned origin gets its own pool on the pinned context,
