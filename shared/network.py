@@ -42,6 +42,7 @@ from .registry import (
     TeeDirectory,
     TeeEntry,
 )
+from .settings import choice_of
 from .types import TeeOrigin
 from .x402 import exact, upto
 
@@ -56,12 +57,7 @@ class AttestationPolicy(StrEnum):
     @classmethod
     def parse(cls, value: AttestationPolicy | str) -> AttestationPolicy:
         """Accept a member or its value; InvalidRequestError naming anything else."""
-        try:
-            return cls(value.lower() if isinstance(value, str) else value)
-        except ValueError:
-            raise InvalidRequestError(
-                f"attestation {value!r} is unknown; use 'verify' or 'off'"
-            ) from None
+        return choice_of(cls, value, "attestation")
 
 
 ROOT_ENV = "OPENGRADIENT_ATTESTATION_ROOT_SHA256"

@@ -12,10 +12,13 @@ import hmac
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import InvalidRequestError, excerpt
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -69,6 +72,17 @@ def server_url(value: Any, name: str, env: str | None = None) -> str:
 def base_url(value: str | None, name: str, env: str) -> str:
     """:func:`server_url` for an adapter setting read from ``env`` when unset."""
     return server_url(value, name, env)
+
+
+def choice_of(choices: type[_Choice], value: Any, name: str) -> _Choice:
+    """A member of the string enum ``choices`` from a member or its value (any case), else an
+    ``InvalidRequestError`` naming the setting ``name`` and the accepted values."""
+    try:
+        return choices(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        values = [repr(member.value) for member in choices]
+        accepted = ", ".join(values[:-1]) + " or " + values[-1]
+        raise InvalidRequestError(f"{name} {value!r} is unknown; use {accepted}") from None
 
 
 def not_a_flag(value: Any, name: str) -> Any:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import tee, wire
 from .errors import InvalidRequestError, ServerError, VerificationError, excerpt, truncate_body
+from .settings import choice_of
 from .types import TeeProof
 
 SIGNING_KEY_PATH = "/signing-key"
@@ -46,12 +47,7 @@ class VerificationPolicy(StrEnum):
     @classmethod
     def parse(cls, value: VerificationPolicy | str) -> VerificationPolicy:
         """Accept a member or its value; raises InvalidRequestError naming anything else."""
-        try:
-            return cls(value.lower() if isinstance(value, str) else value)
-        except ValueError:
-            raise InvalidRequestError(
-                f"verification {value!r} is unknown; use 'raise', 'warn' or 'off'"
-            ) from None
+        return choice_of(cls, value, "verification")
 
 
 class TrustAnchor:
