@@ -21,6 +21,7 @@ from opengradient_shared.settings import (
     URL_ENV,
     ClientOption,
     build_client,
+    key_as_text,
     not_a_flag,
 )
 from opengradient_shared.types import x402SettlementMode
@@ -315,10 +316,7 @@ class OpenGradientSettings(BaseModel):
     @field_validator("private_key", mode="before")
     @classmethod
     def _key_as_text(cls, value: Any) -> Any:
-        # A key given as raw bytes becomes hex text.
-        if isinstance(value, bytes | bytearray):
-            return "0x" + bytes(value).hex()
-        return value
+        return key_as_text(value)
 
     @field_validator("settlement_mode", mode="before")
     @classmethod

@@ -32,6 +32,7 @@ from opengradient_shared.settings import (
     URL_ENV,
     ClientOption,
     build_client,
+    key_as_text,
     not_a_flag,
 )
 from opengradient_shared.types import x402SettlementMode as _Mode
@@ -326,9 +327,7 @@ class OpenGradient(FunctionCallingLLM):
     @field_validator("private_key", mode="before")
     @classmethod
     def _key_as_text(cls, value: Any) -> Any:
-        if isinstance(value, bytes | bytearray):  # e.g. eth_account's Account.create().key
-            return "0x" + bytes(value).hex()
-        return value
+        return key_as_text(value)
 
     @field_validator("settlement_mode", mode="before")
     @classmethod

@@ -85,6 +85,14 @@ def choice_of(choices: type[_Choice], value: Any, name: str) -> _Choice:
         raise InvalidRequestError(f"{name} {value!r} is unknown; use {accepted}") from None
 
 
+def key_as_text(value: Any) -> Any:
+    """A key given as raw bytes (e.g. ``Account.create().key``) as ``0x`` hex text; any other
+    value unchanged (an adapter's ``private_key`` field reads text)."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return value
+
+
 def not_a_flag(value: Any, name: str) -> Any:
     """``value`` unchanged, unless it is a bool given for the numeric setting ``name``
     (``True`` would otherwise pass as 1): then a ``ValueError`` naming the setting."""
