@@ -159,37 +159,49 @@ def sign_payment(
     uint256(domain["chainId"], "the chain id")
     if nonce is not None:
         uint256(nonce, "the nonce")
-    nonce_bytes = nonce.to_bytes(32, "big") if nonce is not None else secrets.token_bytes(32)
-    nonce_hex = "0x" + nonce_bytes.hex()
-    valid_before = now + requirement.max_timeout_seconds
-    authorization = {
-        "from": account.address,
-        "to": requirement.pay_to,
-        "value": str(requirement.amount),
-        "validAfter": str(now - CLOCK_SKEW_SECONDS),
-        "validBefore": str(valid_before),
-        "nonce": nonce_hex,
-    }
-    signed = account.unsafe_sign_hash(Hash32(authorization_digest(requirement, authorization)))
+    authorization, signature = sign_authorization(
+        account, requirement, valid_after=now - CLOCK_SKEW_SECONDS, now=now, nonce=nonce
+    )
     payload = {
         "x402Version": X402_VERSION,
         "scheme": SCHEME,
         "network": requirement.network,
-        "payload": {
-            "signature": "0x" + signed.signature.hex().removeprefix("0x"),
-            "authorization": authorization,
-        },
+        "payload": {"signature": signature, "authorization": authorization},
     }
     return SignedPayment(
         header_name=HEADER,
         header_value=encode_header(payload),
         requirement=requirement,
         payer=account.address,
-        nonce=nonce_hex,
+        nonce=authorization["nonce"],
         amount=requirement.amount,
-        expires_at=valid_before,
+        expires_at=int(authorization["validBefore"]),
         payload=payload,
     )
+
+
+def sign_authorization(
+    account: LocalAccount,
+    requirement: PaymentRequirement,
+    *,
+    valid_after: int,
+    now: int,
+    nonce: int | None,
+) -> tuple[dict[str, str], str]:
+    """An EIP-3009 ``TransferWithAuthorization`` of ``requirement.amount`` to ``payTo``, valid
+    until now + ``maxTimeoutSeconds``, and its signature (x402 v1 ``exact`` and v2 ``exact``
+    sign the same message). The caller has checked the values."""
+    nonce_bytes = nonce.to_bytes(32, "big") if nonce is not None else secrets.token_bytes(32)
+    authorization = {
+        "from": account.address,
+        "to": requirement.pay_to,
+        "value": str(requirement.amount),
+        "validAfter": str(valid_after),
+        "validBefore": str(now + requirement.max_timeout_seconds),
+        "nonce": "0x" + nonce_bytes.hex(),
+    }
+    signed = account.unsafe_sign_hash(Hash32(authorization_digest(requirement, authorization)))
+    return authorization, "0x" + signed.signature.hex().removeprefix("0x")
 
 
 def recover_payer(payload: dict[str, Any], requirement: PaymentRequirement) -> str:

@@ -21,7 +21,6 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_typing import Hash32
 from eth_utils.address import to_checksum_address
 
 from . import exact, permit2
@@ -69,21 +68,11 @@ def permit2_typed_data(authorization: dict[str, Any], chain_id: int) -> dict[str
 def _sign_eip3009(
     account: LocalAccount, requirement: PaymentRequirement, now: int, nonce: int | None
 ) -> tuple[dict[str, Any], str, int]:
-    nonce_bytes = nonce.to_bytes(32, "big") if nonce is not None else secrets.token_bytes(32)
-    valid_before = now + requirement.max_timeout_seconds
-    authorization = {
-        "from": account.address,
-        "to": requirement.pay_to,
-        "value": str(requirement.amount),
-        "validAfter": str(now - CLOCK_SKEW_SECONDS),
-        "validBefore": str(valid_before),
-        "nonce": "0x" + nonce_bytes.hex(),
-    }
-    digest = exact.authorization_digest(requirement, authorization)
-    signed = account.unsafe_sign_hash(Hash32(digest))
-    signature = "0x" + signed.signature.hex().removeprefix("0x")
+    authorization, signature = exact.sign_authorization(
+        account, requirement, valid_after=now - CLOCK_SKEW_SECONDS, now=now, nonce=nonce
+    )
     inner = {"authorization": authorization, "signature": signature}
-    return inner, authorization["nonce"], valid_before
+    return inner, authorization["nonce"], int(authorization["validBefore"])
 
 
 def _sign_permit2(
