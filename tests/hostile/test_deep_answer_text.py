@@ -7,10 +7,7 @@ child processes, so a regression fails rather than kills the run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -19,15 +16,15 @@ from opengradient_shared.errors import MalformedAnswerError, StreamInterruptedEr
 from opengradient_shared.protocol import MAX_TEXT_DEPTH, open_brackets
 
 from hostile import HostileServer
+from hostile.child import run_in_child
 
 MODEL = TEE_LLM.GPT_4_1_2025_04_14
 ASK = [{"role": "user", "content": "answer in JSON"}]
-TESTS = Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent(
     """
     import sys
-    sys.path.insert(0, sys.argv[3])
+    sys.path.insert(0, sys.argv[-1])
     from eth_account import Account
     from hostile import HostileServer
     from langchain_opengradient import ChatOpenGradient
@@ -60,16 +57,8 @@ CHILD = textwrap.dedent(
 def test_100000_open_brackets_through_structured_output_end_as_an_error(
     method: str, stream: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, method, stream, str(TESTS)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
     expected = "StreamInterruptedError" if stream == "stream" else "MalformedAnswerError"
-    assert done.stdout.strip() == f"refused: {expected}"
+    assert run_in_child(CHILD, method, stream) == f"refused: {expected}"
 
 
 def test_plain_text_over_the_limit_is_malformed(
